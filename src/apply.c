@@ -1,0 +1,538 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *		Follower side: repl.apply_batch applies one batch in the calling
+ *		transaction and stores the new position in the same transaction.
+ *
+ * Exactly once: the position is read under a row lock on repl.local_node;
+ * a batch that ends at or before it was applied already and is skipped, a
+ * batch that does not start at it is refused.  Data and position commit
+ * together, so after a crash of either node the leader resends from the
+ * position the follower reports, and nothing is lost or applied twice.
+ *
+ * Rows are applied with executor-level operations (ExecSimpleRelation*,
+ * as logical replication's apply worker does): no SQL, no planning per row.
+ * Updates and deletes find their row through the replica identity index, or
+ * by comparing every column for REPLICA IDENTITY FULL.  A row that is not
+ * found is an error, not a skip: the follower has diverged and must stop
+ * rather than silently drift.  Apply runs with session_replication_role =
+ * replica, so ordinary triggers (our write protection included) do not
+ * fire; ENABLE REPLICA / ALWAYS triggers do.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_relation.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "capture.h"
+#include "follower.h"
+#include "protocol.h"
+#include "relcache.h"
+#include "repl_ext.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(repl_apply_batch);
+
+/* One relation of the batch being applied. */
+typedef struct ApplyRel
+{
+	char	   *nspname;
+	char	   *relname;
+	Oid			relid;
+	Relation	rel;			/* NULL until first used, or after TRUNCATE */
+	ResultRelInfo *rri;
+	bool		registered;		/* in repl.replicated_tables here */
+} ApplyRel;
+
+typedef struct ApplyState
+{
+	ReplBatchHeader hdr;
+	ApplyRel   *rels;
+	EState	   *estate;
+	List	   *registered;		/* OIDs of replicated tables here */
+	MemoryContext rowcxt;		/* reset after every change */
+	int			fixed_nestlevel;	/* -1 until text values need it */
+	/* for the error context */
+	int			change_no;
+	const char *current_rel;
+} ApplyState;
+
+static void
+apply_error_callback(void *arg)
+{
+	ApplyState *st = (ApplyState *) arg;
+
+	if (st->current_rel)
+		errcontext("applying change %d of batch " INT64_FORMAT "-" INT64_FORMAT " from leader \"%s\" to table %s",
+				   st->change_no, st->hdr.from_tick, st->hdr.to_tick,
+				   st->hdr.leader_name, st->current_rel);
+	else if (st->hdr.leader_name)
+		errcontext("applying batch " INT64_FORMAT "-" INT64_FORMAT " from leader \"%s\"",
+				   st->hdr.from_tick, st->hdr.to_tick, st->hdr.leader_name);
+}
+
+/*
+ * Look up and lock every relation of the batch, and give the executor a
+ * range table with one entry per relation (index i + 1 for relation i).
+ */
+static void
+resolve_relations(ApplyState *st)
+{
+	List	   *rtable = NIL;
+	int			i;
+
+	for (i = 0; i < st->hdr.nrels; i++)
+	{
+		ApplyRel   *ar = &st->rels[i];
+		RangeTblEntry *rte;
+
+		ar->relid = RangeVarGetRelid(makeRangeVar(ar->nspname, ar->relname, -1),
+									 RowExclusiveLock, true);
+		if (!OidIsValid(ar->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("replicated table %s does not exist on this follower",
+							quote_qualified_identifier(ar->nspname, ar->relname)),
+					 errhint("Create it with the same definition as on the leader; replication resumes on the next retry.")));
+		ar->registered = list_member_oid(st->registered, ar->relid);
+		rte = makeNode(RangeTblEntry);
+		rte->rtekind = RTE_RELATION;
+		rte->relid = ar->relid;
+		rte->relkind = get_rel_relkind(ar->relid);
+		rte->rellockmode = RowExclusiveLock;
+		rtable = lappend(rtable, rte);
+	}
+	ExecInitRangeTable(st->estate, rtable);
+}
+
+/* Open relation idx of the batch for writing, once. */
+static ApplyRel *
+open_apply_rel(ApplyState *st, int idx)
+{
+	ApplyRel   *ar = &st->rels[idx];
+
+	if (ar->rel != NULL)
+		return ar;
+	ar->rel = table_open(ar->relid, RowExclusiveLock);
+	ar->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(ar->rri, ar->rel, idx + 1, NULL, 0);
+	ExecOpenIndices(ar->rri, false);
+	return ar;
+}
+
+static void
+close_apply_rel(ApplyRel *ar)
+{
+	if (ar->rel == NULL)
+		return;
+	ExecCloseIndices(ar->rri);
+	table_close(ar->rel, NoLock);
+	ar->rel = NULL;
+	ar->rri = NULL;
+}
+
+/* Turn one value of a row image into a datum of column attidx. */
+static Datum
+decode_value(ApplyState *st, ReplRelInfo *ri, int attidx,
+			 ReplColumnValue *val)
+{
+	ReplRelColumn *col = &ri->cols[attidx];
+
+	if (val->format == REPL_VALUE_BINARY)
+	{
+		StringInfoData buf;
+
+		repl_relinfo_prepare_input(ri, attidx, true);
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, val->data, val->len);
+		return ReceiveFunctionCall(&col->recvfn, &buf, col->ioparam,
+								   col->typmod);
+	}
+	else
+	{
+		char	   *str = pnstrdup(val->data, val->len);
+
+		repl_relinfo_prepare_input(ri, attidx, false);
+		if (st->hdr.encoding != GetDatabaseEncoding())
+			str = (char *) pg_do_encoding_conversion((unsigned char *) str,
+													 strlen(str),
+													 st->hdr.encoding,
+													 GetDatabaseEncoding());
+		if (st->fixed_nestlevel < 0 && repl_type_needs_fixed_settings(col->typid))
+			st->fixed_nestlevel = repl_fixed_settings_begin();
+		return InputFunctionCall(&col->infn, str, col->ioparam, col->typmod);
+	}
+}
+
+/*
+ * Read count column values from data into slot (by name).  Columns the
+ * image does not mention keep what the slot has.
+ */
+static void
+read_columns(ApplyState *st, ApplyRel *ar, ReplRelInfo *ri, StringInfo data,
+			 TupleTableSlot *slot)
+{
+	int			n = repl_proto_get_count(data);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		ReplColumnValue val;
+		int			attidx;
+		char	   *name;
+
+		repl_proto_get_column(data, &val);
+		attidx = repl_relinfo_find_column(ri, val.name, val.namelen);
+		if (attidx < 0)
+		{
+			name = pnstrdup(val.name, val.namelen);
+			if (st->hdr.encoding != GetDatabaseEncoding())
+				name = (char *) pg_do_encoding_conversion((unsigned char *) name,
+														  strlen(name),
+														  st->hdr.encoding,
+														  GetDatabaseEncoding());
+			attidx = repl_relinfo_find_column(ri, name, strlen(name));
+		}
+		if (attidx < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of replicated table %s does not exist on this follower",
+							pnstrdup(val.name, val.namelen), st->current_rel)));
+		if (val.format == REPL_VALUE_NULL)
+		{
+			slot->tts_values[attidx] = (Datum) 0;
+			slot->tts_isnull[attidx] = true;
+		}
+		else
+		{
+			slot->tts_values[attidx] = decode_value(st, ri, attidx, &val);
+			slot->tts_isnull[attidx] = false;
+		}
+	}
+}
+
+/* Find the local row whose identity the image's key part gives. */
+static void
+find_row(ApplyState *st, ApplyRel *ar, ReplRelInfo *ri, StringInfo data,
+		 TupleTableSlot *localslot, const char *what)
+{
+	TupleTableSlot *searchslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	bool		found;
+
+	ExecClearTuple(searchslot);
+	memset(searchslot->tts_isnull, true, sizeof(bool) * ri->natts);
+	read_columns(st, ar, ri, data, searchslot);
+	ExecStoreVirtualTuple(searchslot);
+
+	if (OidIsValid(ri->identity_index))
+		found = RelationFindReplTupleByIndex(ar->rel, ri->identity_index,
+											 LockTupleExclusive, searchslot,
+											 localslot);
+	else
+		found = RelationFindReplTupleSeq(ar->rel, LockTupleExclusive,
+										 searchslot, localslot);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("row to %s in replicated table %s does not exist on this follower",
+						what, st->current_rel),
+				 errdetail("The follower no longer matches the leader."),
+				 errhint("Re-synchronise the follower.")));
+}
+
+static void
+apply_insert(ApplyState *st, ApplyRel *ar, StringInfo data)
+{
+	ReplRelInfo *ri = repl_relinfo_get(ar->rel);
+	TupleTableSlot *slot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+
+	if (repl_proto_get_count(data) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("insert record carries a key part")));
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * ri->natts);
+	read_columns(st, ar, ri, data, slot);
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(ar->rri, st->estate, slot);
+}
+
+static void
+apply_update(ApplyState *st, ApplyRel *ar, StringInfo data)
+{
+	ReplRelInfo *ri = repl_relinfo_get(ar->rel);
+	TupleTableSlot *localslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	TupleTableSlot *newslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	EPQState	epqstate;
+
+	find_row(st, ar, ri, data, localslot, "update");
+	slot_getallattrs(localslot);
+	ExecClearTuple(newslot);
+	memcpy(newslot->tts_values, localslot->tts_values, sizeof(Datum) * ri->natts);
+	memcpy(newslot->tts_isnull, localslot->tts_isnull, sizeof(bool) * ri->natts);
+	read_columns(st, ar, ri, data, newslot);
+	ExecStoreVirtualTuple(newslot);
+
+	EvalPlanQualInit(&epqstate, st->estate, NULL, NIL, -1);
+	ExecSimpleRelationUpdate(ar->rri, st->estate, &epqstate, localslot, newslot);
+	EvalPlanQualEnd(&epqstate);
+}
+
+static void
+apply_delete(ApplyState *st, ApplyRel *ar, StringInfo data)
+{
+	ReplRelInfo *ri = repl_relinfo_get(ar->rel);
+	TupleTableSlot *localslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	EPQState	epqstate;
+
+	find_row(st, ar, ri, data, localslot, "delete");
+	if (repl_proto_get_count(data) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("delete record carries new values")));
+	EvalPlanQualInit(&epqstate, st->estate, NULL, NIL, -1);
+	ExecSimpleRelationDelete(ar->rri, st->estate, &epqstate, localslot);
+	EvalPlanQualEnd(&epqstate);
+}
+
+static void
+apply_truncate(ApplyState *st, ApplyRel *ar)
+{
+	char	   *qualname = quote_qualified_identifier(ar->nspname, ar->relname);
+	int			rc;
+
+	/* TRUNCATE refuses a relation this session still has open */
+	close_apply_rel(ar);
+	rc = SPI_execute(psprintf("TRUNCATE ONLY %s", qualname), false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute failed for TRUNCATE: %s",
+			 SPI_result_code_string(rc));
+}
+
+static void
+apply_table_event(ApplyState *st, ApplyRel *ar, char op)
+{
+	Oid			relid = RelationGetRelid(ar->rel);
+
+	if (op == REPL_OP_ADD_TABLE)
+	{
+		(void) repl_install_capture(ar->rel);
+		st->registered = lappend_oid(st->registered, relid);
+		ar->registered = true;
+	}
+	else
+	{
+		(void) repl_uninstall_capture(relid);
+		st->registered = list_delete_oid(st->registered, relid);
+		ar->registered = false;
+	}
+}
+
+/* Read and lock this follower's position; check the batch's sender. */
+static int64
+lock_position(ApplyState *st)
+{
+	const ReplLocalNode *node = repl_local_node();
+	bool		isnull;
+	int			rc;
+
+	if (node->role != REPL_ROLE_FOLLOWER)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("batch from \"%s\" rejected: this node is not a follower",
+						st->hdr.leader_name)));
+	if (strcmp(node->leader_name, st->hdr.leader_name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("batch from \"%s\" rejected: this node follows \"%s\"",
+						st->hdr.leader_name, node->leader_name)));
+	if (st->hdr.epoch < node->epoch)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("batch from \"%s\" rejected: its epoch " INT64_FORMAT " is older than this node's epoch " INT64_FORMAT,
+						st->hdr.leader_name, st->hdr.epoch, node->epoch)));
+
+	rc = SPI_execute("SELECT applied_tick FROM repl.local_node FOR UPDATE",
+					 false, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not lock repl.local_node: %s",
+			 SPI_result_code_string(rc));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * repl.apply_batch(batch bytea) returns bigint
+ *		Apply one batch (see file header); returns the position afterwards.
+ */
+Datum
+repl_apply_batch(PG_FUNCTION_ARGS)
+{
+	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
+	StringInfoData msg;
+	ApplyState	st;
+	ErrorContextCallback errcb;
+	MemoryContext oldcxt;
+	int64		applied;
+	int			i;
+	int			rc;
+
+	repl_check_preloaded();
+	memset(&st, 0, sizeof(st));
+	st.fixed_nestlevel = -1;
+	msg.data = VARDATA_ANY(raw);
+	msg.len = VARSIZE_ANY_EXHDR(raw);
+	msg.maxlen = msg.len;
+	msg.cursor = 0;
+
+	errcb.callback = apply_error_callback;
+	errcb.arg = &st;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	repl_proto_get_batch_header(&msg, &st.hdr);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	applied = lock_position(&st);
+	if (st.hdr.to_tick <= applied)
+	{
+		/* sent again after a lost acknowledgement: already here */
+		SPI_finish();
+		error_context_stack = errcb.previous;
+		PG_RETURN_INT64(applied);
+	}
+	if (st.hdr.from_tick != applied)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("batch from \"%s\" starts at position " INT64_FORMAT " but this follower is at " INT64_FORMAT,
+						st.hdr.leader_name, st.hdr.from_tick, applied)));
+
+	(void) set_config_option("session_replication_role", "replica",
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+
+	st.registered = repl_replicated_relids(CurrentMemoryContext);
+	st.rels = palloc0(sizeof(ApplyRel) * Max(st.hdr.nrels, 1));
+	for (i = 0; i < st.hdr.nrels; i++)
+	{
+		st.rels[i].nspname = st.hdr.nspnames[i];
+		st.rels[i].relname = st.hdr.relnames[i];
+		if (st.hdr.encoding != GetDatabaseEncoding())
+		{
+			st.rels[i].nspname = (char *)
+				pg_do_encoding_conversion((unsigned char *) st.rels[i].nspname,
+										  strlen(st.rels[i].nspname),
+										  st.hdr.encoding, GetDatabaseEncoding());
+			st.rels[i].relname = (char *)
+				pg_do_encoding_conversion((unsigned char *) st.rels[i].relname,
+										  strlen(st.rels[i].relname),
+										  st.hdr.encoding, GetDatabaseEncoding());
+		}
+	}
+
+	st.estate = CreateExecutorState();
+	st.estate->es_output_cid = GetCurrentCommandId(true);
+	resolve_relations(&st);
+	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+									  "repl_ext apply row",
+									  ALLOCSET_DEFAULT_SIZES);
+	AfterTriggerBeginQuery();
+
+	for (i = 0; i < st.hdr.nchanges; i++)
+	{
+		int			relidx;
+		char		op;
+		StringInfoData data;
+		ApplyRel   *ar;
+
+		CHECK_FOR_INTERRUPTS();
+		repl_proto_get_change(&msg, &st.hdr, &relidx, &op, &data);
+		st.change_no = i + 1;
+		st.current_rel = quote_qualified_identifier(st.rels[relidx].nspname,
+													st.rels[relidx].relname);
+		ar = open_apply_rel(&st, relidx);
+		if (op != REPL_OP_ADD_TABLE && !ar->registered)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s is not replicated on this follower",
+							st.current_rel)));
+
+		oldcxt = MemoryContextSwitchTo(st.rowcxt);
+		switch (op)
+		{
+			case REPL_OP_INSERT:
+				apply_insert(&st, ar, &data);
+				break;
+			case REPL_OP_UPDATE:
+				apply_update(&st, ar, &data);
+				break;
+			case REPL_OP_DELETE:
+				apply_delete(&st, ar, &data);
+				break;
+			case REPL_OP_TRUNCATE:
+				apply_truncate(&st, ar);
+				break;
+			case REPL_OP_ADD_TABLE:
+			case REPL_OP_REMOVE_TABLE:
+				apply_table_event(&st, ar, op);
+				break;
+			default:
+				ereport(ERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("unrecognized change kind %d in replication batch",
+								op)));
+		}
+		MemoryContextSwitchTo(oldcxt);
+		ExecResetTupleTable(st.estate->es_tupleTable, false);
+		st.estate->es_tupleTable = NIL;
+		MemoryContextReset(st.rowcxt);
+	}
+	if (msg.cursor != msg.len)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("replication batch has %d bytes after its last change",
+						msg.len - msg.cursor)));
+	st.current_rel = NULL;
+
+	/* fire ALWAYS / REPLICA after-row triggers, then clean up */
+	AfterTriggerEndQuery(st.estate);
+	for (i = 0; i < st.hdr.nrels; i++)
+		close_apply_rel(&st.rels[i]);
+	FreeExecutorState(st.estate);
+	if (st.fixed_nestlevel >= 0)
+		repl_fixed_settings_end(st.fixed_nestlevel);
+
+	{
+		Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+		Datum		values[2];
+
+		values[0] = Int64GetDatum(st.hdr.to_tick);
+		values[1] = TimestampTzGetDatum(st.hdr.to_tick_time);
+		rc = SPI_execute_with_args("UPDATE repl.local_node SET applied_tick = $1,"
+								   " applied_at = pg_catalog.now()",
+								   1, types, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "could not store position: %s",
+				 SPI_result_code_string(rc));
+	}
+	SPI_finish();
+	error_context_stack = errcb.previous;
+	PG_RETURN_INT64(st.hdr.to_tick);
+}

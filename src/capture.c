@@ -1,0 +1,625 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		The capture trigger, and repl.add_table / repl.remove_table.
+ *
+ * One C function serves as the AFTER ROW trigger for INSERT, UPDATE and
+ * DELETE and as the AFTER TRUNCATE statement trigger of every replicated
+ * table.  On the leader it writes a row image into the replication log:
+ *	INSERT	every column (new values)
+ *	DELETE	the replica identity (old values)
+ *	UPDATE	the replica identity (old values) plus the columns whose stored
+ *			bytes changed (new values); no change at all logs nothing
+ * On a follower it refuses the write: the only way in is apply, which runs
+ * with session_replication_role = replica so that the trigger does not fire.
+ *
+ * "Changed" compares the stored datums byte for byte (datumIsEqual), so
+ * numeric 1.0 -> 1.00 and float 0 -> -0 are changes, and an unchanged TOAST
+ * pointer compares equal without being fetched.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "capture.h"
+#include "changelog.h"
+#include "follower.h"
+#include "protocol.h"
+#include "relcache.h"
+#include "repl_ext.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(repl_capture_trigger);
+PG_FUNCTION_INFO_V1(repl_add_table);
+PG_FUNCTION_INFO_V1(repl_remove_table);
+
+#define CAPTURE_TRIGGER_NAME	"repl_ext_capture"
+#define TRUNCATE_TRIGGER_NAME	"repl_ext_truncate"
+
+/*
+ * Append the value of column attidx of tuple to buf.
+ */
+static void
+put_value(StringInfo buf, ReplRelInfo *ri, int attidx, Datum value,
+		  bool isnull)
+{
+	ReplRelColumn *col = &ri->cols[attidx];
+
+	if (isnull)
+	{
+		repl_proto_put_column(buf, NameStr(col->name), REPL_VALUE_NULL,
+							  NULL, 0);
+		return;
+	}
+	repl_relinfo_prepare_output(ri, attidx);
+	if (col->binary)
+	{
+		bytea	   *b = SendFunctionCall(&col->outfn, value);
+
+		repl_proto_put_column(buf, NameStr(col->name), REPL_VALUE_BINARY,
+							  VARDATA(b), VARSIZE(b) - VARHDRSZ);
+		pfree(b);
+	}
+	else
+	{
+		char	   *s = OutputFunctionCall(&col->outfn, value);
+
+		repl_proto_put_column(buf, NameStr(col->name), REPL_VALUE_TEXT,
+							  s, strlen(s));
+		pfree(s);
+	}
+}
+
+/* Append the replica identity of tuple, with its count. */
+static void
+put_key(StringInfo buf, ReplRelInfo *ri, HeapTuple tuple, TupleDesc desc)
+{
+	int			i;
+
+	pq_sendint16(buf, ri->nkeys);
+	for (i = 0; i < ri->nkeys; i++)
+	{
+		AttrNumber	attnum = ri->keyatts[i];
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, attnum, desc, &isnull);
+
+		put_value(buf, ri, attnum - 1, value, isnull);
+	}
+}
+
+/*
+ * Build the row image of one row change into buf.  Returns false for an
+ * UPDATE that changed nothing.
+ */
+static bool
+build_row_image(StringInfo buf, ReplRelInfo *ri, TriggerData *td, char op)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			ncols = 0;
+	int			count_offset;
+	int			i;
+
+	switch (op)
+	{
+		case REPL_OP_INSERT:
+			pq_sendint16(buf, 0);
+			count_offset = repl_proto_reserve_count(buf);
+			for (i = 0; i < ri->natts; i++)
+			{
+				bool		isnull;
+				Datum		value;
+
+				if (ri->cols[i].skip)
+					continue;
+				value = heap_getattr(td->tg_trigtuple, i + 1, desc, &isnull);
+				put_value(buf, ri, i, value, isnull);
+				ncols++;
+			}
+			repl_proto_set_count(buf, count_offset, ncols);
+			return true;
+
+		case REPL_OP_DELETE:
+			put_key(buf, ri, td->tg_trigtuple, desc);
+			pq_sendint16(buf, 0);
+			return true;
+
+		case REPL_OP_UPDATE:
+			put_key(buf, ri, td->tg_trigtuple, desc);
+			count_offset = repl_proto_reserve_count(buf);
+			for (i = 0; i < ri->natts; i++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, i);
+				bool		oldnull;
+				bool		newnull;
+				Datum		oldval;
+				Datum		newval;
+
+				if (ri->cols[i].skip)
+					continue;
+				oldval = heap_getattr(td->tg_trigtuple, i + 1, desc, &oldnull);
+				newval = heap_getattr(td->tg_newtuple, i + 1, desc, &newnull);
+				if (oldnull && newnull)
+					continue;
+				if (!oldnull && !newnull &&
+					datumIsEqual(oldval, newval, att->attbyval, att->attlen))
+					continue;
+				put_value(buf, ri, i, newval, newnull);
+				ncols++;
+			}
+			repl_proto_set_count(buf, count_offset, ncols);
+			return ncols > 0;
+	}
+	elog(ERROR, "unexpected change kind %c", op);
+	return false;				/* keep compiler quiet */
+}
+
+/*
+ * repl_capture_trigger
+ *		Trigger function of every replicated table (see file header).
+ */
+Datum
+repl_capture_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const ReplLocalNode *node;
+	Relation	rel;
+	char		op;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("repl.capture_trigger() was not called by the trigger manager")));
+	if (!TRIGGER_FIRED_AFTER(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("repl.capture_trigger() must be fired AFTER the change")));
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		op = REPL_OP_TRUNCATE;
+	else if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("repl.capture_trigger() must be fired FOR EACH ROW for INSERT, UPDATE and DELETE")));
+	else if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		op = REPL_OP_INSERT;
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		op = REPL_OP_UPDATE;
+	else
+		op = REPL_OP_DELETE;
+
+	rel = td->tg_relation;
+	repl_check_preloaded();
+	node = repl_local_node();
+
+	if (node->role == REPL_ROLE_FOLLOWER)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot modify replicated table \"%s\" on a follower",
+						RelationGetRelationName(rel)),
+				 errdetail("This node \"%s\" follows leader \"%s\"; write to the leader instead.",
+						   node->node_name, node->leader_name)));
+	if (node->role != REPL_ROLE_LEADER)
+		return PointerGetDatum(NULL);
+
+	if (op == REPL_OP_TRUNCATE)
+		repl_log_write(RelationGetRelid(rel), op, NULL, 0);
+	else
+	{
+		ReplRelInfo *ri = repl_relinfo_get(rel);
+		StringInfoData buf;
+		int			nestlevel = -1;
+
+		initStringInfo(&buf);
+		if (ri->fixed_settings)
+			nestlevel = repl_fixed_settings_begin();
+		if (build_row_image(&buf, ri, td, op))
+			repl_log_write(RelationGetRelid(rel), op, buf.data, buf.len);
+		if (nestlevel >= 0)
+			repl_fixed_settings_end(nestlevel);
+		pfree(buf.data);
+	}
+	return PointerGetDatum(NULL);
+}
+
+/* Run one utility statement through SPI, checking the result. */
+static void
+run_spi(const char *sql, int expected)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute failed for \"%s\": %s", sql,
+			 SPI_result_code_string(rc));
+}
+
+static bool
+is_replicated(Oid relid)
+{
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			argtype = OIDOID;
+	int			rc;
+
+	rc = SPI_execute_with_args("SELECT 1 FROM repl.replicated_tables WHERE relid OPERATOR(pg_catalog.=) $1",
+							   1, &argtype, &arg, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(rc));
+	return SPI_processed > 0;
+}
+
+/* Refuse relations that cannot be replicated. */
+static void
+check_replicable(Relation rel)
+{
+	const char *relname = RelationGetRelationName(rel);
+	char		identity;
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot replicate partitioned table \"%s\"", relname),
+				 errhint("Add its partitions with repl.add_table() instead.")));
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot replicate \"%s\"", relname),
+				 errdetail("Only ordinary tables can be replicated.")));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot replicate temporary or unlogged table \"%s\"",
+						relname)));
+	if (RelationGetNamespace(rel) == get_namespace_oid(REPL_SCHEMA, false))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot replicate table \"%s\" of repl_ext itself",
+						relname)));
+	if (!repl_relation_has_identity(rel, &identity))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key or replica identity",
+						relname),
+				 errdetail("Updates and deletes could not be matched to rows on the followers."),
+				 errhint("Add a primary key, or set REPLICA IDENTITY USING INDEX or REPLICA IDENTITY FULL.")));
+}
+
+/*
+ * repl_install_capture
+ *		Create the capture triggers on rel and record it as replicated.
+ *		Returns false if it already was.  Used on the leader by add_table and
+ *		on followers when the leader's add_table arrives.  The caller is
+ *		connected to SPI.
+ */
+bool
+repl_install_capture(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	char	   *qualname;
+	char	   *sql;
+	Datum		args[3];
+	Oid			argtypes[3] = {OIDOID, NAMEOID, NAMEOID};
+	int			rc;
+
+	check_replicable(rel);
+	if (is_replicated(relid))
+		return false;
+
+	qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  RelationGetRelationName(rel));
+	sql = psprintf("CREATE TRIGGER " CAPTURE_TRIGGER_NAME
+				   " AFTER INSERT OR UPDATE OR DELETE ON %s"
+				   " FOR EACH ROW EXECUTE FUNCTION repl.capture_trigger()",
+				   qualname);
+	run_spi(sql, SPI_OK_UTILITY);
+	sql = psprintf("CREATE TRIGGER " TRUNCATE_TRIGGER_NAME
+				   " AFTER TRUNCATE ON %s"
+				   " FOR EACH STATEMENT EXECUTE FUNCTION repl.capture_trigger()",
+				   qualname);
+	run_spi(sql, SPI_OK_UTILITY);
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetDatum(get_namespace_name(RelationGetNamespace(rel)));
+	args[2] = CStringGetDatum(RelationGetRelationName(rel));
+	rc = SPI_execute_with_args("INSERT INTO repl.replicated_tables (relid, schema_name, table_name) VALUES ($1, $2, $3)",
+							   3, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(rc));
+	return true;
+}
+
+/*
+ * repl_uninstall_capture
+ *		Drop the capture triggers of relid and forget it.  Returns false if
+ *		it was not replicated.  The caller is connected to SPI.
+ */
+bool
+repl_uninstall_capture(Oid relid)
+{
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			argtype = OIDOID;
+	char	   *qualname;
+	int			rc;
+
+	if (!is_replicated(relid))
+		return false;
+	rc = SPI_execute_with_args("DELETE FROM repl.replicated_tables WHERE relid OPERATOR(pg_catalog.=) $1",
+							   1, &argtype, &arg, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(rc));
+	if (get_rel_name(relid) == NULL)
+		return true;			/* table already gone */
+	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										  get_rel_name(relid));
+	run_spi(psprintf("DROP TRIGGER IF EXISTS " CAPTURE_TRIGGER_NAME " ON %s",
+					 qualname), SPI_OK_UTILITY);
+	run_spi(psprintf("DROP TRIGGER IF EXISTS " TRUNCATE_TRIGGER_NAME " ON %s",
+					 qualname), SPI_OK_UTILITY);
+	return true;
+}
+
+/*
+ * repl_replicated_table_names
+ *		Qualified, quoted names of every replicated table, ordered by name, as
+ *		a list of char * allocated in cxt.  The caller is connected to SPI.
+ */
+List *
+repl_replicated_table_names(MemoryContext cxt)
+{
+	List	   *result = NIL;
+	MemoryContext oldcxt;
+	int			rc;
+	uint64		i;
+
+	rc = SPI_execute("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
+					 "  FROM repl.replicated_tables t"
+					 "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
+					 "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+					 " ORDER BY 1", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+	oldcxt = MemoryContextSwitchTo(cxt);
+	for (i = 0; i < SPI_processed; i++)
+		result = lappend(result, SPI_getvalue(SPI_tuptable->vals[i],
+											  SPI_tuptable->tupdesc, 1));
+	MemoryContextSwitchTo(oldcxt);
+	return result;
+}
+
+/*
+ * repl_replicated_relids
+ *		OIDs of every replicated table, as an OID list allocated in cxt.  The
+ *		caller is connected to SPI.
+ */
+List *
+repl_replicated_relids(MemoryContext cxt)
+{
+	List	   *result = NIL;
+	MemoryContext oldcxt;
+	int			rc;
+	uint64		i;
+
+	rc = SPI_execute("SELECT relid FROM repl.replicated_tables", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
+	oldcxt = MemoryContextSwitchTo(cxt);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		result = lappend_oid(result, DatumGetObjectId(d));
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return result;
+}
+
+/*
+ * Log that rel starts or stops being replicated.  The record carries the
+ * table's name, so that it can be sent even after the table is dropped.
+ */
+static void
+log_table_event(Relation rel, char op)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	repl_proto_put_table_name(&buf,
+							  get_namespace_name(RelationGetNamespace(rel)),
+							  RelationGetRelationName(rel));
+	repl_log_write(RelationGetRelid(rel), op, buf.data, buf.len);
+	pfree(buf.data);
+}
+
+/* Open rel for add_table/remove_table, with the checks both share. */
+static Relation
+open_for_admin(Oid relid)
+{
+	repl_check_preloaded();
+	return table_open(relid, ShareRowExclusiveLock);
+}
+
+/*
+ * repl.add_table(rel regclass) returns boolean
+ *		Start replicating rel.  On the leader only; followers learn about it
+ *		through the change stream, at the same point as the data.
+ */
+Datum
+repl_add_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Relation	rel;
+	bool		added;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table must not be null")));
+	relid = PG_GETARG_OID(0);
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, "repl.add_table");
+	rel = open_for_admin(relid);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	added = repl_install_capture(rel);
+	SPI_finish();
+	if (added)
+		log_table_event(rel, REPL_OP_ADD_TABLE);
+	table_close(rel, NoLock);
+	PG_RETURN_BOOL(added);
+}
+
+/*
+ * repl.remove_table(rel regclass) returns boolean
+ *		Stop replicating rel.  Followers stop at the same point of the stream
+ *		and can then write to their copy.
+ */
+Datum
+repl_remove_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Relation	rel;
+	bool		removed;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table must not be null")));
+	relid = PG_GETARG_OID(0);
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, "repl.remove_table");
+	rel = open_for_admin(relid);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	removed = repl_uninstall_capture(relid);
+	SPI_finish();
+	if (removed)
+		log_table_event(rel, REPL_OP_REMOVE_TABLE);
+	table_close(rel, NoLock);
+	PG_RETURN_BOOL(removed);
+}
+
+/* Render one column of a row image as JSON text (NULL -> JSON null). */
+static void
+append_json_value(StringInfo out, Relation rel, ReplRelInfo *ri,
+				  ReplColumnValue *val)
+{
+	int			attidx = rel ? repl_relinfo_find_column(ri, val->name, val->namelen) : -1;
+	char	   *text;
+
+	if (val->format == REPL_VALUE_NULL)
+	{
+		appendStringInfoString(out, "null");
+		return;
+	}
+	if (val->format == REPL_VALUE_TEXT || attidx < 0)
+		text = pnstrdup(val->data, val->len);
+	else
+	{
+		ReplRelColumn *col = &ri->cols[attidx];
+		StringInfoData buf;
+		Datum		d;
+		Oid			outfn;
+		bool		isvarlena;
+
+		repl_relinfo_prepare_input(ri, attidx, true);
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, val->data, val->len);
+		d = ReceiveFunctionCall(&col->recvfn, &buf, col->ioparam, col->typmod);
+		getTypeOutputInfo(col->typid, &outfn, &isvarlena);
+		text = OidOutputFunctionCall(outfn, d);
+	}
+	escape_json(out, text);
+}
+
+static Datum
+image_part_to_jsonb(StringInfo msg, Relation rel, ReplRelInfo *ri)
+{
+	int			n = repl_proto_get_count(msg);
+	StringInfoData out;
+	int			i;
+
+	initStringInfo(&out);
+	appendStringInfoChar(&out, '{');
+	for (i = 0; i < n; i++)
+	{
+		ReplColumnValue val;
+
+		repl_proto_get_column(msg, &val);
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		escape_json(&out, pnstrdup(val.name, val.namelen));
+		appendStringInfoString(&out, ": ");
+		append_json_value(&out, rel, ri, &val);
+	}
+	appendStringInfoChar(&out, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data));
+}
+
+PG_FUNCTION_INFO_V1(repl_decode_change);
+
+/*
+ * repl.decode_change(relid oid, op "char", data bytea) returns (key jsonb,
+ *		data jsonb)
+ *		Show a row image of the log as JSON: binary values are turned back
+ *		into their text form (under this session's settings).
+ */
+Datum
+repl_decode_change(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && !PG_ARGISNULL(2))
+	{
+		char		op = PG_GETARG_CHAR(1);
+		bytea	   *raw = PG_GETARG_BYTEA_PP(2);
+		StringInfoData msg;
+
+		msg.data = VARDATA_ANY(raw);
+		msg.len = VARSIZE_ANY_EXHDR(raw);
+		msg.maxlen = msg.len;
+		msg.cursor = 0;
+		if (op == REPL_OP_INSERT || op == REPL_OP_UPDATE || op == REPL_OP_DELETE)
+		{
+			Relation	rel = try_relation_open(PG_GETARG_OID(0), AccessShareLock);
+			ReplRelInfo *ri = rel ? repl_relinfo_get(rel) : NULL;
+
+			values[0] = image_part_to_jsonb(&msg, rel, ri);
+			values[1] = image_part_to_jsonb(&msg, rel, ri);
+			nulls[0] = (op == REPL_OP_INSERT);
+			nulls[1] = (op == REPL_OP_DELETE);
+			if (rel)
+				relation_close(rel, AccessShareLock);
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

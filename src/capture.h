@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.h
+ *		Capture trigger and the replicated-table catalog.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPL_EXT_CAPTURE_H
+#define REPL_EXT_CAPTURE_H
+
+#include "utils/rel.h"
+
+extern bool repl_install_capture(Relation rel);
+extern bool repl_uninstall_capture(Oid relid);
+extern List *repl_replicated_table_names(MemoryContext cxt);
+extern List *repl_replicated_relids(MemoryContext cxt);
+
+#endif							/* REPL_EXT_CAPTURE_H */

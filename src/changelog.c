@@ -1,0 +1,749 @@
+/*-------------------------------------------------------------------------
+ *
+ * changelog.c
+ *		The leader's replication log: writing changes, cutting ticks, reading
+ *		batches, rotating and truncating log tables.
+ *
+ * Writing.  The capture trigger inserts one row per change straight into
+ * the current log table (heap insert plus its one index, no SQL), tagged with
+ * the top-level transaction id and a sequence number from shared memory.
+ * Rows of one relation are ordered by sequence number; any two changes that
+ * conflict are ordered by the row lock the later one waited for, so applying
+ * a batch in sequence order gives the leader's result.
+ *
+ * Ticks.  The supervisor records pg_current_snapshot() in repl.tick after
+ * new commits.  The batch between ticks A and B holds the changes of the
+ * transactions visible in B's snapshot but not in A's: whole transactions,
+ * in commit order between batches, never one still in flight.  A long
+ * transaction delays only itself.  Before a tick commits, WAL is flushed up
+ * to the current insert position, which covers the commit records of every
+ * transaction the tick's snapshot sees: with synchronous_commit = off a
+ * follower can never get a transaction the leader could still lose.
+ *
+ * Rotation.  Triggers write to repl.log_N, N = shared cur_log.  Every
+ * repl_ext.log_rotate_interval the supervisor moves to the next table (which
+ * must be empty), then records switch_xmax = the next transaction id to be
+ * assigned, read after the switch: a trigger takes its transaction id before
+ * it reads cur_log, so every transaction that wrote the old table is below
+ * switch_xmax.  Once
+ * every follower has applied a tick whose snapshot xmin is at least
+ * switch_xmax, nothing in the old table is needed and it is truncated.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "changelog.h"
+#include "follower.h"
+#include "guc.h"
+#include "protocol.h"
+#include "repl_ext.h"
+#include "shmem.h"
+
+/*
+ * The changes of the transactions visible in snapshot $2 but not in $1.
+ * Transactions at or above $1's xmax come from an index range scan; those
+ * in flight at $1 are listed explicitly, so a long transaction does not
+ * widen the scan.
+ */
+#define BATCH_PREDICATE \
+	"((l.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax($1)" \
+	"  AND l.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($2)" \
+	"  AND pg_catalog.pg_visible_in_snapshot(l.txid, $2))" \
+	" OR l.txid OPERATOR(pg_catalog.=) ANY (ARRAY(" \
+	"  SELECT x FROM pg_catalog.pg_snapshot_xip($1) x" \
+	"   WHERE pg_catalog.pg_visible_in_snapshot(x, $2))))"
+
+/* Backend-local cache of the log tables' OIDs. */
+typedef struct LogCatalog
+{
+	bool		valid;
+	Oid			log[REPL_NUM_LOG_TABLES];
+	Oid			logidx[REPL_NUM_LOG_TABLES];
+	IndexInfo  *indexinfo[REPL_NUM_LOG_TABLES];
+} LogCatalog;
+
+static LogCatalog logcat;
+static bool logcat_callback_registered = false;
+static bool wrote_log = false;
+static bool log_xact_callback_registered = false;
+
+static void
+logcat_invalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	if (!logcat.valid)
+		return;
+	if (!OidIsValid(relid))
+	{
+		logcat.valid = false;
+		return;
+	}
+	for (i = 0; i < REPL_NUM_LOG_TABLES; i++)
+		if (relid == logcat.log[i] || relid == logcat.logidx[i])
+			logcat.valid = false;
+}
+
+static void
+logcat_load(void)
+{
+	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
+	MemoryContext old;
+	int			i;
+
+	if (!logcat_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(logcat_invalidate, (Datum) 0);
+		logcat_callback_registered = true;
+	}
+	old = MemoryContextSwitchTo(CacheMemoryContext);
+	for (i = 0; i < REPL_NUM_LOG_TABLES; i++)
+	{
+		char		name[NAMEDATALEN];
+		Relation	idx;
+
+		if (logcat.indexinfo[i])
+			pfree(logcat.indexinfo[i]);
+		snprintf(name, sizeof(name), "log_%d", i);
+		logcat.log[i] = get_relname_relid(name, nsp);
+		snprintf(name, sizeof(name), "log_%d_txid", i);
+		logcat.logidx[i] = get_relname_relid(name, nsp);
+		if (!OidIsValid(logcat.log[i]) || !OidIsValid(logcat.logidx[i]))
+			elog(ERROR, "replication log table repl.log_%d is missing", i);
+		idx = index_open(logcat.logidx[i], AccessShareLock);
+		logcat.indexinfo[i] = BuildIndexInfo(idx);
+		index_close(idx, AccessShareLock);
+	}
+	MemoryContextSwitchTo(old);
+	logcat.valid = true;
+}
+
+/*
+ * Load cur_log from repl.log_state into shared memory, once per server
+ * start.
+ */
+static void
+load_cur_log(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	int			cur = -1;
+
+	rel = table_open(repl_catalog_relid("log_state"), AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		state = heap_getattr(tup, 2, RelationGetDescr(rel), &isnull);
+
+		if (strcmp(TextDatumGetCString(state), "current") == 0)
+			cur = DatumGetInt32(heap_getattr(tup, 1, RelationGetDescr(rel),
+											 &isnull));
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	if (cur < 0 || cur >= REPL_NUM_LOG_TABLES)
+		elog(ERROR, "repl.log_state has no current log table");
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	if (!repl_shared->cur_log_valid)
+	{
+		pg_atomic_write_u32(&repl_shared->cur_log, cur);
+		repl_shared->cur_log_valid = true;
+	}
+	LWLockRelease(repl_shared->lock);
+}
+
+static void
+log_xact_callback(XactEvent event, void *arg)
+{
+	if (!wrote_log)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		PGPROC	   *proc = repl_shared->supervisor;
+
+		pg_atomic_fetch_add_u64(&repl_shared->commits, 1);
+		/* a stale pointer only causes a spurious wakeup */
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		wrote_log = false;
+}
+
+/*
+ * repl_log_write
+ *		Append one change to the current log table.  data may be NULL.
+ */
+void
+repl_log_write(Oid relid, char op, const char *data, int len)
+{
+	FullTransactionId fxid;
+	uint32		cur;
+	Relation	logrel;
+	Relation	idxrel;
+	HeapTuple	tup;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	bytea	   *payload = NULL;
+
+	/* the xid must exist before cur_log is read: see file header */
+	fxid = GetTopFullTransactionId();
+	if (!repl_shared->cur_log_valid)
+		load_cur_log();
+	pg_memory_barrier();
+	cur = pg_atomic_read_u32(&repl_shared->cur_log);
+	if (!logcat.valid)
+		logcat_load();
+
+	values[0] = Int64GetDatum((int64) pg_atomic_fetch_add_u64(&repl_shared->next_seq, 1));
+	values[1] = FullTransactionIdGetDatum(fxid);
+	values[2] = ObjectIdGetDatum(relid);
+	values[3] = CharGetDatum(op);
+	if (data != NULL)
+	{
+		payload = palloc(len + VARHDRSZ);
+		SET_VARSIZE(payload, len + VARHDRSZ);
+		memcpy(VARDATA(payload), data, len);
+		values[4] = PointerGetDatum(payload);
+	}
+	else
+		nulls[4] = true;
+
+	logrel = table_open(logcat.log[cur], RowExclusiveLock);
+	tup = heap_form_tuple(RelationGetDescr(logrel), values, nulls);
+	simple_heap_insert(logrel, tup);
+	idxrel = index_open(logcat.logidx[cur], RowExclusiveLock);
+	index_insert(idxrel, &values[1], &nulls[1], &tup->t_self, logrel,
+				 UNIQUE_CHECK_NO, false, logcat.indexinfo[cur]);
+	index_close(idxrel, RowExclusiveLock);
+	table_close(logrel, RowExclusiveLock);
+	heap_freetuple(tup);
+	if (payload)
+		pfree(payload);
+
+	if (!log_xact_callback_registered)
+	{
+		RegisterXactCallback(log_xact_callback, NULL);
+		log_xact_callback_registered = true;
+	}
+	wrote_log = true;
+}
+
+static void
+spi_check(int rc, int expected, const char *what)
+{
+	if (rc != expected)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(rc));
+}
+
+/*
+ * repl_cut_tick
+ *		Record a new tick; returns its id.  Runs in the caller's transaction,
+ *		which must commit right after (the supervisor's).  Tick cutters are
+ *		serialized by an EXCLUSIVE lock on repl.tick, and each snapshot is
+ *		taken after the lock, so snapshots grow with tick ids.
+ */
+int64
+repl_cut_tick(void)
+{
+	int64		tick_id;
+	bool		isnull;
+
+	SPI_connect();
+	spi_check(SPI_execute("LOCK TABLE repl.tick IN EXCLUSIVE MODE", false, 0),
+			  SPI_OK_UTILITY, "LOCK repl.tick");
+	spi_check(SPI_execute("WITH prev AS ("
+						  "  SELECT tick_id, snap FROM repl.tick"
+						  "   ORDER BY tick_id DESC LIMIT 1),"
+						  " cur AS (SELECT pg_catalog.pg_current_snapshot() AS snap)"
+						  " INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
+						  " SELECT coalesce((SELECT tick_id FROM prev), 0) + 1,"
+						  "        cur.snap, pg_catalog.clock_timestamp(),"
+						  "        (SELECT pg_catalog.count(*) FROM repl.log l,"
+						  "           LATERAL (SELECT coalesce((SELECT snap FROM prev),"
+						  "                    '1:1:'::pg_catalog.pg_snapshot) AS p) pr"
+						  "          WHERE ((l.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(pr.p)"
+						  "            AND l.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(cur.snap)"
+						  "            AND pg_catalog.pg_visible_in_snapshot(l.txid, cur.snap))"
+						  "           OR l.txid OPERATOR(pg_catalog.=) ANY (ARRAY("
+						  "            SELECT x FROM pg_catalog.pg_snapshot_xip(pr.p) x"
+						  "             WHERE pg_catalog.pg_visible_in_snapshot(x, cur.snap)))))"
+						  "   FROM cur RETURNING tick_id", false, 0),
+			  SPI_OK_INSERT_RETURNING, "tick insert");
+	tick_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	/* see file header: the tick's transactions must be durable first */
+	XLogFlush(GetXLogInsertRecPtr());
+	return tick_id;
+}
+
+/*
+ * repl_latest_tick
+ *		Id of the newest committed tick, 0 if none.  Needs SPI.
+ */
+int64
+repl_latest_tick(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	spi_check(SPI_execute("SELECT pg_catalog.max(tick_id) FROM repl.tick",
+						  true, 1), SPI_OK_SELECT, "max tick");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * repl_tick_exists
+ *		Whether the log still covers position tick_id.  Needs SPI.
+ */
+bool
+repl_tick_exists(int64 tick_id)
+{
+	Datum		arg = Int64GetDatum(tick_id);
+	Oid			argtype = INT8OID;
+
+	spi_check(SPI_execute_with_args("SELECT 1 FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.=) $1",
+									1, &argtype, &arg, NULL, true, 1),
+			  SPI_OK_SELECT, "tick lookup");
+	return SPI_processed > 0;
+}
+
+/* Relation table of a batch being built. */
+typedef struct BatchRels
+{
+	int			n;
+	int			size;
+	Oid		   *relids;
+	char	  **nspnames;
+	char	  **relnames;
+	char	   *ops;			/* 0, or the A/R op that named the entry */
+} BatchRels;
+
+static int
+batch_rel_index(BatchRels *rels, Oid relid, char op, StringInfo data)
+{
+	int			i;
+	char	   *nspname = NULL;
+	char	   *relname = NULL;
+
+	/* add/remove records carry the name, so they never need the catalog */
+	if (op == REPL_OP_ADD_TABLE || op == REPL_OP_REMOVE_TABLE)
+	{
+		repl_proto_get_table_name(data, &nspname, &relname);
+		data->cursor = 0;
+	}
+	for (i = 0; i < rels->n; i++)
+	{
+		if (rels->relids[i] != relid)
+			continue;
+		if (nspname == NULL ||
+			(strcmp(nspname, rels->nspnames[i]) == 0 &&
+			 strcmp(relname, rels->relnames[i]) == 0))
+			return i;
+	}
+	if (nspname == NULL)
+	{
+		relname = get_rel_name(relid);
+		if (relname == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("table with OID %u of a logged change no longer exists",
+							relid),
+					 errhint("A replicated table was dropped before its changes reached every follower.")));
+		nspname = get_namespace_name(get_rel_namespace(relid));
+	}
+	if (rels->n == rels->size)
+	{
+		rels->size *= 2;
+		rels->relids = repalloc(rels->relids, sizeof(Oid) * rels->size);
+		rels->nspnames = repalloc(rels->nspnames, sizeof(char *) * rels->size);
+		rels->relnames = repalloc(rels->relnames, sizeof(char *) * rels->size);
+	}
+	rels->relids[rels->n] = relid;
+	rels->nspnames[rels->n] = nspname;
+	rels->relnames[rels->n] = relname;
+	return rels->n++;
+}
+
+/*
+ * repl_read_batch
+ *		Read the batch that follows position from_tick: that tick's successor
+ *		and as many further ticks as fit in max_changes (at least one).
+ *		Returns false if there is no newer tick.  Errors if from_tick is no
+ *		longer in the log.  The caller is in a transaction with a snapshot;
+ *		batch->data is allocated in the caller's memory context.
+ */
+bool
+repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
+				int64 epoch, ReplBatch *batch)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		args[2];
+	Oid			argtypes[2];
+	Datum		from_snap;
+	Datum		to_snap = (Datum) 0;
+	int64		total = 0;
+	uint64		i;
+	bool		isnull;
+	Portal		portal;
+	StringInfoData changes;
+	BatchRels	rels;
+	ReplBatchHeader hdr;
+	int			nchanges = 0;
+
+	SPI_connect();
+	args[0] = Int64GetDatum(from_tick);
+	argtypes[0] = INT8OID;
+	spi_check(SPI_execute_with_args("SELECT tick_id, snap, tick_time, n_changes"
+									"  FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.>=) $1"
+									" ORDER BY tick_id LIMIT 1000",
+									1, argtypes, args, NULL, true, 0),
+			  SPI_OK_SELECT, "tick scan");
+	if (SPI_processed == 0 ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)) != from_tick)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("position %lld is no longer in the replication log",
+						(long long) from_tick),
+				 errhint("The follower must be re-synchronised.")));
+	if (SPI_processed == 1)
+	{
+		SPI_finish();
+		return false;
+	}
+
+	from_snap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							  2, &isnull);
+	batch->from_tick = from_tick;
+	for (i = 1; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		int64		n = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+
+		if (i > 1 && total + n > max_changes)
+			break;
+		total += n;
+		batch->to_tick = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		batch->to_tick_time = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &isnull));
+		to_snap = SPI_getbinval(t, d, 2, &isnull);
+	}
+	/* keep the snapshots across the next query */
+	from_snap = datumCopy(from_snap, false, -1);
+	to_snap = datumCopy(to_snap, false, -1);
+
+	initStringInfo(&changes);
+	rels.n = 0;
+	rels.size = 8;
+	rels.relids = palloc(sizeof(Oid) * rels.size);
+	rels.nspnames = palloc(sizeof(char *) * rels.size);
+	rels.relnames = palloc(sizeof(char *) * rels.size);
+
+	if (total > 0)
+	{
+		Oid			snaptype = TypenameGetTypid("pg_snapshot");
+		SPIPlanPtr	plan;
+
+		argtypes[0] = snaptype;
+		argtypes[1] = snaptype;
+		args[0] = from_snap;
+		args[1] = to_snap;
+		plan = SPI_prepare("SELECT l.relid, l.op, l.data FROM repl.log l"
+						   " WHERE " BATCH_PREDICATE " ORDER BY l.seq",
+						   2, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 1000);
+			if (SPI_processed == 0)
+				break;
+			for (i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	t = SPI_tuptable->vals[i];
+				TupleDesc	d = SPI_tuptable->tupdesc;
+				Oid			relid = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+				char		op = DatumGetChar(SPI_getbinval(t, d, 2, &isnull));
+				Datum		datad = SPI_getbinval(t, d, 3, &isnull);
+				StringInfoData data = {0};
+				bytea	   *b = NULL;
+				MemoryContext old;
+				int			relidx;
+
+				if (!isnull)
+				{
+					b = DatumGetByteaPP(datad);
+					data.data = VARDATA_ANY(b);
+					data.len = VARSIZE_ANY_EXHDR(b);
+				}
+				old = MemoryContextSwitchTo(callercxt);
+				relidx = batch_rel_index(&rels, relid, op, &data);
+				repl_proto_put_change(&changes, relidx, op, data.data, data.len);
+				MemoryContextSwitchTo(old);
+				nchanges++;
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+	}
+	SPI_finish();
+
+	hdr.leader_name = (char *) leader_name;
+	hdr.encoding = GetDatabaseEncoding();
+	hdr.epoch = epoch;
+	hdr.from_tick = batch->from_tick;
+	hdr.to_tick = batch->to_tick;
+	hdr.to_tick_time = batch->to_tick_time;
+	hdr.nrels = rels.n;
+	hdr.nspnames = rels.nspnames;
+	hdr.relnames = rels.relnames;
+	hdr.nchanges = nchanges;
+	initStringInfo(&batch->data);
+	repl_proto_put_batch_header(&batch->data, &hdr);
+	appendBinaryStringInfo(&batch->data, changes.data, changes.len);
+	pfree(changes.data);
+	batch->nchanges = nchanges;
+	return true;
+}
+
+/*
+ * repl_log_startup
+ *		Supervisor start: raise the sequence counter above the log's largest
+ *		number, load cur_log, and give a switch_xmax to a table that was left
+ *		draining without one.  In a transaction, connected to SPI.
+ */
+void
+repl_log_startup(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	spi_check(SPI_execute("SELECT pg_catalog.max(seq) FROM repl.log", true, 1),
+			  SPI_OK_SELECT, "max seq");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		repl_advance_seq_floor((uint64) DatumGetInt64(d));
+	spi_check(SPI_execute(psprintf("UPDATE repl.log_state"
+								   "   SET switch_xmax = '" UINT64_FORMAT "'::pg_catalog.xid8"
+								   " WHERE state OPERATOR(pg_catalog.=) 'draining' AND switch_xmax IS NULL",
+								   U64FromFullTransactionId(ReadNextFullTransactionId())),
+						  false, 0), SPI_OK_UPDATE, "log_state fix");
+	if (!repl_shared->cur_log_valid)
+		load_cur_log();
+}
+
+/*
+ * Truncate a draining log table once every follower is past it.  min_xmin
+ * is the xmin of the oldest snapshot any follower still needs.
+ */
+static void
+truncate_drained(void)
+{
+	uint64		i;
+	int			nready = 0;
+	int			ready[REPL_NUM_LOG_TABLES];
+
+	/*
+	 * Oldest needed snapshot: the position of the slowest follower that is
+	 * still kept; with no such follower, the newest tick.
+	 */
+	spi_check(SPI_execute("SELECT s.log_no FROM repl.log_state s,"
+						  " (SELECT pg_catalog.pg_snapshot_xmin(t.snap) AS xmin"
+						  "    FROM repl.tick t"
+						  "   WHERE t.tick_id OPERATOR(pg_catalog.=) coalesce("
+						  "     (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+						  "       WHERE NOT f.needs_resync),"
+						  "     (SELECT pg_catalog.max(tick_id) FROM repl.tick))) m"
+						  " WHERE s.state OPERATOR(pg_catalog.=) 'draining'"
+						  "   AND s.switch_xmax IS NOT NULL"
+						  "   AND m.xmin OPERATOR(pg_catalog.>=) s.switch_xmax",
+						  true, 0), SPI_OK_SELECT, "drained tables");
+	for (i = 0; i < SPI_processed && nready < REPL_NUM_LOG_TABLES; i++)
+	{
+		bool		isnull;
+
+		ready[nready++] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc,
+													  1, &isnull));
+	}
+	for (i = 0; i < (uint64) nready; i++)
+	{
+		char		name[NAMEDATALEN];
+		Oid			relid;
+
+		snprintf(name, sizeof(name), "log_%d", ready[i]);
+		relid = repl_catalog_relid(name);
+		/* never wait for a reader: try again next time */
+		if (!ConditionalLockRelationOid(relid, AccessExclusiveLock))
+			continue;
+		spi_check(SPI_execute(psprintf("TRUNCATE repl.log_%d", ready[i]),
+							  false, 0), SPI_OK_UTILITY, "log truncate");
+		spi_check(SPI_execute(psprintf("UPDATE repl.log_state SET state = 'empty',"
+									   " switch_xmax = NULL WHERE log_no = %d",
+									   ready[i]), false, 0),
+				  SPI_OK_UPDATE, "log_state update");
+		elog(DEBUG1, "repl_ext: truncated replication log table repl.log_%d",
+			 ready[i]);
+	}
+}
+
+/*
+ * repl_log_maintain
+ *		Supervisor housekeeping (see file header): mark followers that fell
+ *		out of the retention window, truncate drained log tables, forget old
+ *		ticks, and rotate.  Runs several short transactions of its own.
+ */
+void
+repl_log_maintain(void)
+{
+	int			cur;
+	int			next;
+	bool		rotate = false;
+	bool		isnull;
+
+	/* 1. retention, truncation and tick cleanup */
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (repl_max_retention > 0)
+	{
+		Datum		arg = Int32GetDatum(repl_max_retention);
+		Oid			argtype = INT4OID;
+
+		spi_check(SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
+										" WHERE NOT needs_resync"
+										"   AND applied_at OPERATOR(pg_catalog.<) pg_catalog.now()"
+										"       OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)"
+										"   AND applied_tick OPERATOR(pg_catalog.<) (SELECT pg_catalog.max(tick_id) FROM repl.tick)"
+										" RETURNING node_name",
+										1, &argtype, &arg, NULL, false, 0),
+				  SPI_OK_UPDATE_RETURNING, "retention");
+		if (SPI_processed > 0)
+		{
+			uint64		i;
+
+			for (i = 0; i < SPI_processed; i++)
+				ereport(WARNING,
+						(errmsg("follower \"%s\" needs re-synchronisation",
+								SPI_getvalue(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 1)),
+						 errdetail("It has not applied changes for longer than repl_ext.max_retention (%d s); the leader no longer keeps them.",
+								   repl_max_retention)));
+			repl_wake_supervisor_at_commit();
+		}
+	}
+	truncate_drained();
+	spi_check(SPI_execute("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) coalesce("
+						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+						  "    WHERE NOT f.needs_resync),"
+						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
+						  false, 0), SPI_OK_DELETE, "tick cleanup");
+
+	/* 2. decide on rotation */
+	cur = (int) pg_atomic_read_u32(&repl_shared->cur_log);
+	next = (cur + 1) % REPL_NUM_LOG_TABLES;
+	{
+		Datum		args[3];
+		Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+
+		args[0] = Int32GetDatum(cur);
+		args[1] = Int32GetDatum(next);
+		args[2] = Int32GetDatum(repl_log_rotate_interval);
+		spi_check(SPI_execute_with_args("SELECT (SELECT switched_at OPERATOR(pg_catalog.<) pg_catalog.now()"
+										"          OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3)"
+										"          FROM repl.log_state WHERE log_no OPERATOR(pg_catalog.=) $1)"
+										"   AND (SELECT state OPERATOR(pg_catalog.=) 'empty'"
+										"          FROM repl.log_state WHERE log_no OPERATOR(pg_catalog.=) $2)",
+										3, argtypes, args, NULL, true, 1),
+				  SPI_OK_SELECT, "rotation check");
+		rotate = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull)
+			rotate = false;
+		if (rotate)
+		{
+			char		name[NAMEDATALEN];
+
+			/* pointless to rotate an empty table */
+			snprintf(name, sizeof(name), "repl.log_%d", cur);
+			spi_check(SPI_execute(psprintf("SELECT 1 FROM %s LIMIT 1", name),
+								  true, 1), SPI_OK_SELECT, "log probe");
+			rotate = SPI_processed > 0;
+		}
+		if (rotate)
+		{
+			spi_check(SPI_execute_with_args("UPDATE repl.log_state SET"
+											" state = CASE WHEN log_no OPERATOR(pg_catalog.=) $1 THEN 'draining' ELSE 'current' END,"
+											" switch_xmax = NULL, switched_at = pg_catalog.now()"
+											" WHERE log_no OPERATOR(pg_catalog.=) ANY (ARRAY[$1, $2])",
+											2, argtypes, args, NULL, false, 0),
+					  SPI_OK_UPDATE, "rotate");
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	if (!rotate)
+		return;
+
+	/* 3. switch writers over, then record the bound of the old table */
+	pg_memory_barrier();
+	pg_atomic_write_u32(&repl_shared->cur_log, next);
+	pg_memory_barrier();
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	spi_check(SPI_execute(psprintf("UPDATE repl.log_state"
+								   "   SET switch_xmax = '" UINT64_FORMAT "'::pg_catalog.xid8"
+								   " WHERE log_no = %d",
+								   U64FromFullTransactionId(ReadNextFullTransactionId()),
+								   cur), false, 0),
+			  SPI_OK_UPDATE, "switch_xmax");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	elog(DEBUG1, "repl_ext: replication log switched from repl.log_%d to repl.log_%d",
+		 cur, next);
+}

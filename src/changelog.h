@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * changelog.h
+ *		The replication log: writes, ticks, batches, rotation.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPL_EXT_CHANGELOG_H
+#define REPL_EXT_CHANGELOG_H
+
+#include "lib/stringinfo.h"
+
+#include "protocol.h"
+
+/* A batch read from the log, ready to send. */
+typedef struct ReplBatch
+{
+	int64		from_tick;
+	int64		to_tick;
+	TimestampTz to_tick_time;
+	int64		nchanges;
+	StringInfoData data;		/* complete encoded batch */
+} ReplBatch;
+
+extern void repl_log_write(Oid relid, char op, const char *data, int len);
+extern int64 repl_cut_tick(void);
+extern int64 repl_latest_tick(void);
+extern bool repl_read_batch(int64 from_tick, int64 max_changes,
+							const char *leader_name, int64 epoch,
+							ReplBatch *batch);
+extern bool repl_tick_exists(int64 tick_id);
+extern void repl_log_startup(void);
+extern void repl_log_maintain(void);
+
+#endif							/* REPL_EXT_CHANGELOG_H */

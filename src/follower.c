@@ -1,0 +1,1121 @@
+/*-------------------------------------------------------------------------
+ *
+ * follower.c
+ *		The node catalog and the functions that manage nodes: init_leader,
+ *		add/remove/pause/resume_follower, wait_for_catchup, node_info, the
+ *		status view, and the follower-side calls the leader makes.
+ *
+ * repl.local_node holds this node's identity and role.  Backends cache it
+ * (the capture trigger needs the role on every row); every function that
+ * changes it sends a relcache invalidation for the table, so all backends
+ * re-read it after the change commits.  The cached applied_tick is only a
+ * hint: apply reads the position under a row lock.
+ *
+ * add_follower works in this order so that a failure leaves nothing behind
+ * on either node: checks on the leader, connect, checks on the follower
+ * (extension, role, every replicated table with the same columns and key,
+ * empty), attach the follower, insert the follower's row on the leader.  If
+ * the leader's transaction then fails, the follower is attached to a leader
+ * that does not know it, and calling add_follower again completes the job.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "capture.h"
+#include "changelog.h"
+#include "follower.h"
+#include "guc.h"
+#include "shmem.h"
+#include "transport.h"
+
+PG_FUNCTION_INFO_V1(repl_init_leader);
+PG_FUNCTION_INFO_V1(repl_add_follower);
+PG_FUNCTION_INFO_V1(repl_remove_follower);
+PG_FUNCTION_INFO_V1(repl_pause_follower);
+PG_FUNCTION_INFO_V1(repl_resume_follower);
+PG_FUNCTION_INFO_V1(repl_wait_for_catchup);
+PG_FUNCTION_INFO_V1(repl_node_info);
+PG_FUNCTION_INFO_V1(repl_follower_status);
+PG_FUNCTION_INFO_V1(repl_follower_attach);
+PG_FUNCTION_INFO_V1(repl_follower_detach);
+PG_FUNCTION_INFO_V1(repl_follower_handshake);
+
+static ReplLocalNode local_node;
+static bool local_node_valid = false;
+static Oid	local_node_relid = InvalidOid;
+static MemoryContext local_node_cxt = NULL;
+
+static void
+local_node_invalidate(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == local_node_relid)
+		local_node_valid = false;
+}
+
+/*
+ * repl_catalog_relid
+ *		OID of table repl.<relname>.
+ */
+Oid
+repl_catalog_relid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "repl_ext catalog table repl.%s is missing", relname);
+	return relid;
+}
+
+static char *
+text_attr(HeapTuple tup, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, attnum, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * repl_local_node
+ *		This node's row of repl.local_node (role NONE when there is none),
+ *		cached until the table is invalidated.  Read with a heap scan, not
+ *		SQL, so that it works for any user inside the capture trigger.
+ */
+const ReplLocalNode *
+repl_local_node(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+	MemoryContext old;
+
+	if (local_node_valid)
+		return &local_node;
+
+	if (local_node_cxt == NULL)
+	{
+		local_node_cxt = AllocSetContextCreate(CacheMemoryContext,
+											   "repl_ext local node",
+											   ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(local_node_invalidate, (Datum) 0);
+	}
+	MemoryContextReset(local_node_cxt);
+	memset(&local_node, 0, sizeof(local_node));
+	local_node.role = REPL_ROLE_NONE;
+
+	local_node_relid = repl_catalog_relid("local_node");
+	rel = table_open(local_node_relid, AccessShareLock);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = table_beginscan(rel, snap, 0, NULL);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		char	   *role;
+		bool		isnull;
+
+		old = MemoryContextSwitchTo(local_node_cxt);
+		local_node.node_name = text_attr(tup, desc, 2);
+		role = text_attr(tup, desc, 3);
+		local_node.role = strcmp(role, "leader") == 0 ?
+			REPL_ROLE_LEADER : REPL_ROLE_FOLLOWER;
+		local_node.conninfo = text_attr(tup, desc, 4);
+		local_node.leader_name = text_attr(tup, desc, 5);
+		local_node.epoch = DatumGetInt64(heap_getattr(tup, 6, desc, &isnull));
+		local_node.applied_tick = DatumGetInt64(heap_getattr(tup, 7, desc, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	local_node_valid = true;
+	return &local_node;
+}
+
+/*
+ * repl_local_node_changed
+ *		Make every backend re-read repl.local_node once this transaction
+ *		commits (and this one at its next command).
+ */
+void
+repl_local_node_changed(void)
+{
+	CacheInvalidateRelcacheByRelid(repl_catalog_relid("local_node"));
+	local_node_valid = false;
+}
+
+/*
+ * Position stored in repl.local_node (0 without a row), read afresh: the
+ * cached copy is not invalidated when apply moves it.
+ */
+static int64
+read_applied_tick(void)
+{
+	int64		applied = 0;
+	Relation	rel = table_open(repl_catalog_relid("local_node"), AccessShareLock);
+	Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+	TableScanDesc scan = table_beginscan(rel, snap, 0, NULL);
+	HeapTuple	tup = heap_getnext(scan, ForwardScanDirection);
+	bool		isnull;
+
+	if (tup)
+		applied = DatumGetInt64(heap_getattr(tup, 7, RelationGetDescr(rel),
+											 &isnull));
+	table_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return applied;
+}
+
+static const char *
+role_name(ReplRole role)
+{
+	switch (role)
+	{
+		case REPL_ROLE_LEADER:
+			return "leader";
+		case REPL_ROLE_FOLLOWER:
+			return "follower";
+		default:
+			return "none";
+	}
+}
+
+/*
+ * repl_require_role
+ *		Refuse a call on a node of the wrong role.
+ */
+void
+repl_require_role(ReplRole role, const char *funcname)
+{
+	const ReplLocalNode *node = repl_local_node();
+
+	if (node->role == role)
+		return;
+	if (node->role == REPL_ROLE_FOLLOWER)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s must be called on the leader", funcname),
+				 errdetail("This node \"%s\" is a follower of \"%s\".",
+						   node->node_name, node->leader_name)));
+	if (role == REPL_ROLE_LEADER)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s must be called on the leader", funcname),
+				 errdetail("This node has the role \"%s\".", role_name(node->role)),
+				 errhint("Call repl.init_leader() first.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("%s must be called on a %s", funcname, role_name(role)),
+			 errdetail("This node has the role \"%s\".", role_name(node->role))));
+}
+
+/* Refuse to run in a database other than repl_ext.database. */
+static void
+check_database(void)
+{
+	char	   *dbname = get_database_name(MyDatabaseId);
+
+	if (strcmp(dbname, repl_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("repl_ext runs in database \"%s\", not in \"%s\"",
+						repl_database, dbname),
+				 errhint("Set repl_ext.database in postgresql.conf and restart the server.")));
+}
+
+static char *
+arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	return s;
+}
+
+static char *
+arg_node_name(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *name = arg_text(fcinfo, argno, "node_name");
+
+	if (strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("node name \"%s\" is too long", name),
+				 errdetail("Node names have at most %d bytes.", NAMEDATALEN - 1)));
+	return name;
+}
+
+static char *
+arg_conninfo(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *conninfo = arg_text(fcinfo, argno, "conninfo");
+	char	   *err;
+
+	if (!repl_conninfo_is_valid(conninfo, &err))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("invalid connection string"),
+				 errdetail_internal("%s", err)));
+	return conninfo;
+}
+
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+		 const char *nulls, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
+										   false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_with_args failed for \"%s\": %s", sql,
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * repl.init_leader(node_name text, conninfo text) returns void
+ */
+Datum
+repl_init_leader(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_node_name(fcinfo, 0);
+	char	   *conninfo = arg_conninfo(fcinfo, 1);
+	const ReplLocalNode *node;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	repl_check_preloaded();
+	check_database();
+	node = repl_local_node();
+	if (node->role == REPL_ROLE_FOLLOWER)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is already a follower of \"%s\"",
+						node->node_name, node->leader_name),
+				 errhint("Remove it from its leader with repl.remove_follower() first.")));
+	if (node->role == REPL_ROLE_LEADER && strcmp(node->node_name, name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is already the leader \"%s\"", node->node_name)));
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(conninfo);
+	SPI_connect();
+	if (node->role == REPL_ROLE_LEADER)
+	{
+		/* same name: only the conninfo may change */
+		spi_exec("UPDATE repl.local_node SET conninfo = $2 WHERE node_name = $1",
+				 2, types, values, NULL, SPI_OK_UPDATE);
+	}
+	else
+	{
+		spi_exec("INSERT INTO repl.local_node (node_name, role, conninfo, epoch)"
+				 " VALUES ($1, 'leader', $2, 1)",
+				 2, types, values, NULL, SPI_OK_INSERT);
+		/* position 1: followers start from a tick that exists */
+		(void) repl_cut_tick();
+		ereport(LOG,
+				(errmsg("repl_ext: node \"%s\" is now the leader", name)));
+	}
+	SPI_finish();
+	repl_local_node_changed();
+	repl_wake_supervisor_at_commit();
+	PG_RETURN_VOID();
+}
+
+/* A difference between leader and follower definitions, for errdetail. */
+static void
+compare_definitions(SPITupleTable *local, uint64 nlocal, ReplResult *remote,
+					const char *follower, bool *nonempty_out)
+{
+	StringInfoData diff;
+	StringInfoData nonempty;
+	uint64		i;
+	int			j;
+	int			ndiff = 0;
+
+	initStringInfo(&diff);
+	initStringInfo(&nonempty);
+	for (i = 0; i < nlocal; i++)
+	{
+		char	   *t = SPI_getvalue(local->vals[i], local->tupdesc, 1);
+		char	   *item = SPI_getvalue(local->vals[i], local->tupdesc, 2);
+		char	   *def = SPI_getvalue(local->vals[i], local->tupdesc, 3);
+		const char *rdef = NULL;
+		bool		table_missing = false;
+
+		if (strcmp(item, "rows") == 0)
+			continue;
+		for (j = 0; j < remote->ntuples; j++)
+		{
+			if (strcmp(repl_result_value(remote, j, 0), t) != 0)
+				continue;
+			if (strcmp(repl_result_value(remote, j, 1), "table") == 0)
+				table_missing = true;
+			if (strcmp(repl_result_value(remote, j, 1), item) == 0)
+				rdef = repl_result_value(remote, j, 2);
+		}
+		if (table_missing)
+		{
+			if (strcmp(item, "key") == 0)	/* report a missing table once */
+				appendStringInfo(&diff, "%stable %s does not exist on the follower",
+								 ndiff++ ? "; " : "", t);
+			continue;
+		}
+		if (rdef == NULL)
+			appendStringInfo(&diff, "%stable %s: %s is missing on the follower",
+							 ndiff++ ? "; " : "", t, item);
+		else if (strcmp(def, rdef) != 0)
+			appendStringInfo(&diff, "%stable %s: %s is %s on the leader but %s on the follower",
+							 ndiff++ ? "; " : "", t, item, def, rdef);
+	}
+	/* columns only the follower has, and follower tables with rows */
+	for (j = 0; j < remote->ntuples; j++)
+	{
+		const char *t = repl_result_value(remote, j, 0);
+		const char *item = repl_result_value(remote, j, 1);
+		bool		found = false;
+
+		if (strcmp(item, "rows") == 0)
+		{
+			if (strcmp(repl_result_value(remote, j, 2), "empty") != 0)
+				appendStringInfo(&nonempty, "%s%s", nonempty.len ? ", " : "", t);
+			continue;
+		}
+		if (strcmp(item, "table") == 0)
+			continue;
+		for (i = 0; i < nlocal && !found; i++)
+			found = strcmp(SPI_getvalue(local->vals[i], local->tupdesc, 1), t) == 0 &&
+				strcmp(SPI_getvalue(local->vals[i], local->tupdesc, 2), item) == 0;
+		if (!found)
+			appendStringInfo(&diff, "%stable %s: %s exists only on the follower",
+							 ndiff++ ? "; " : "", t, item);
+	}
+	if (ndiff > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replicated tables differ between the leader and follower \"%s\"",
+						follower),
+				 errdetail_internal("%s.", diff.data),
+				 errhint("Create the tables on the follower exactly as on the leader.")));
+	*nonempty_out = nonempty.len > 0;
+	if (nonempty.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replicated tables on follower \"%s\" are not empty", follower),
+				 errdetail_internal("Tables with rows: %s.", nonempty.data),
+				 errhint("Empty them on the follower first; repl_ext 1.0 does not copy existing rows.")));
+}
+
+/* Build a text[] literal of the names, for a remote parameter. */
+static char *
+names_array_literal(List *names)
+{
+	ArrayBuildState *astate = NULL;
+	ListCell   *lc;
+	Datum		arr;
+
+	foreach(lc, names)
+		astate = accumArrayResult(astate, CStringGetTextDatum(lfirst(lc)),
+								  false, TEXTOID, CurrentMemoryContext);
+	if (astate == NULL)
+		return "{}";
+	arr = makeArrayResult(astate, CurrentMemoryContext);
+	return OidOutputFunctionCall(F_ARRAY_OUT, arr);
+}
+
+/*
+ * repl.add_follower(node_name text, conninfo text, synchronous boolean)
+ *		returns void
+ */
+Datum
+repl_add_follower(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_node_name(fcinfo, 0);
+	char	   *conninfo = arg_conninfo(fcinfo, 1);
+	bool		synchronous = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	const ReplLocalNode *node;
+	MemoryContext callercxt = CurrentMemoryContext;
+	Oid			types[4] = {TEXTOID, TEXTOID, BOOLOID, INT8OID};
+	Datum		values[4];
+	List	   *tables;
+	char	   *tables_lit;
+	int64		position;
+	bool		reattach = false;
+	char	   *err;
+	ReplConn   *volatile conn = NULL;
+
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, "repl.add_follower");
+	node = repl_local_node();
+	if (strcmp(name, node->node_name) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("node name \"%s\" is the leader's own name", name)));
+
+	SPI_connect();
+	/* serializes with other add_follower calls and with log cleanup */
+	if (SPI_execute("LOCK TABLE repl.followers IN SHARE ROW EXCLUSIVE MODE",
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not lock repl.followers");
+	values[0] = CStringGetTextDatum(name);
+	spi_exec("SELECT conninfo, synchronous FROM repl.followers WHERE node_name = $1",
+			 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		char	   *old = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(old, conninfo) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("follower \"%s\" already exists with a different connection string",
+							name),
+					 errhint("Call repl.remove_follower() first to change it.")));
+		ereport(NOTICE,
+				(errmsg("node \"%s\" is already a follower, skipping", name)));
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	if (synchronous)
+	{
+		spi_exec("SELECT node_name FROM repl.followers WHERE synchronous",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("follower \"%s\" is already synchronous",
+							SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1)),
+					 errdetail("At most one follower can be synchronous.")));
+	}
+	position = repl_latest_tick();
+	tables = repl_replicated_table_names(callercxt);
+	tables_lit = names_array_literal(tables);
+
+	conn = repl_conn_open(conninfo, name, &err);
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to follower \"%s\"", name),
+				 errdetail_internal("%s", err)));
+	PG_TRY();
+	{
+		ReplResult *res;
+		const char *params[5];
+		char		epoch[32];
+		char		pos[32];
+		bool		nonempty;
+
+		repl_conn_exec_or_raise(conn,
+								"SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'repl_ext'",
+								0, NULL, name, &res);
+		if (res->ntuples == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("repl_ext is not installed on node \"%s\"", name),
+					 errhint("Run CREATE EXTENSION repl_ext in database repl_ext.database of that node.")));
+
+		repl_conn_exec_or_raise(conn,
+								"SELECT node_name, role, leader_name FROM repl.node_info()",
+								0, NULL, name, &res);
+		if (strcmp(repl_result_value(res, 0, 1), "leader") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("node \"%s\" is a leader itself", name)));
+		if (strcmp(repl_result_value(res, 0, 1), "follower") == 0)
+		{
+			if (strcmp(repl_result_value(res, 0, 2), node->node_name) != 0 ||
+				strcmp(repl_result_value(res, 0, 0), name) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("node \"%s\" is already the follower \"%s\" of leader \"%s\"",
+								name, repl_result_value(res, 0, 0),
+								repl_result_value(res, 0, 2))));
+			reattach = true;	/* an earlier add_follower got this far */
+		}
+
+		if (!reattach)
+		{
+			uint64		nlocal;
+			Oid			argtype = TEXTARRAYOID;
+			Datum		arg = OidInputFunctionCall(F_ARRAY_IN, tables_lit,
+												   TEXTOID, -1);
+
+			params[0] = tables_lit;
+			repl_conn_exec_or_raise(conn,
+									"SELECT table_name, item, definition FROM repl.table_definitions($1::text[])",
+									1, params, name, &res);
+			spi_exec("SELECT table_name, item, definition FROM repl.table_definitions($1)",
+					 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+			nlocal = SPI_processed;
+			compare_definitions(SPI_tuptable, nlocal, res, name, &nonempty);
+		}
+
+		snprintf(epoch, sizeof(epoch), INT64_FORMAT, node->epoch);
+		snprintf(pos, sizeof(pos), INT64_FORMAT, position);
+		params[0] = name;
+		params[1] = node->node_name;
+		params[2] = epoch;
+		params[3] = pos;
+		params[4] = tables_lit;
+		repl_conn_exec_or_raise(conn,
+								"SELECT repl.follower_attach($1, $2, $3::bigint, $4::bigint, $5::text[])",
+								5, params, name, &res);
+		position = strtoi64(repl_result_value(res, 0, 0), NULL, 10);
+	}
+	PG_FINALLY();
+	{
+		repl_conn_close(conn);
+	}
+	PG_END_TRY();
+
+	values[1] = CStringGetTextDatum(conninfo);
+	values[2] = BoolGetDatum(synchronous);
+	values[3] = Int64GetDatum(position);
+	spi_exec("INSERT INTO repl.followers (node_name, conninfo, synchronous, applied_tick)"
+			 " VALUES ($1, $2, $3, $4)", 4, types, values, NULL, SPI_OK_INSERT);
+	SPI_finish();
+	ereport(LOG,
+			(errmsg("repl_ext: follower \"%s\" added at position " INT64_FORMAT,
+					name, position)));
+	repl_wake_supervisor_at_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * repl.remove_follower(node_name text) returns boolean
+ *		Forget a follower; tell it so if it can be reached (otherwise it keeps
+ *		refusing writes until repl.follower_detach() is called on it).
+ */
+Datum
+repl_remove_follower(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_node_name(fcinfo, 0);
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(name);
+	char	   *conninfo;
+	char	   *err;
+	ReplConn   *conn;
+
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, "repl.remove_follower");
+	SPI_connect();
+	spi_exec("DELETE FROM repl.followers WHERE node_name = $1 RETURNING conninfo",
+			 1, &type, &value, NULL, SPI_OK_DELETE_RETURNING);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		ereport(NOTICE,
+				(errmsg("follower \"%s\" does not exist, skipping", name)));
+		PG_RETURN_BOOL(false);
+	}
+	conninfo = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	conninfo = MemoryContextStrdup(TopTransactionContext, conninfo);
+	SPI_finish();
+
+	conn = repl_conn_open(conninfo, name, &err);
+	if (conn == NULL)
+		ereport(WARNING,
+				(errmsg("could not tell follower \"%s\" that it was removed", name),
+				 errdetail_internal("%s", err),
+				 errhint("Call repl.follower_detach('%s') on that node to let it accept writes.",
+						 repl_local_node()->node_name)));
+	else
+	{
+		const char *param = repl_local_node()->node_name;
+		ReplResult *res = repl_conn_exec(conn, "SELECT repl.follower_detach($1)",
+										 1, &param, NULL, NULL);
+
+		repl_conn_close(conn);
+		if (!res->ok)
+			ereport(WARNING,
+					(errmsg("could not detach follower \"%s\": %s", name,
+							res->message)));
+	}
+	ereport(LOG, (errmsg("repl_ext: follower \"%s\" removed", name)));
+	repl_wake_supervisor_at_commit();
+	PG_RETURN_BOOL(true);
+}
+
+static void
+set_paused(FunctionCallInfo fcinfo, bool paused, const char *funcname)
+{
+	char	   *name = arg_node_name(fcinfo, 0);
+	Oid			types[2] = {TEXTOID, BOOLOID};
+	Datum		values[2];
+
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, funcname);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = BoolGetDatum(paused);
+	SPI_connect();
+	spi_exec("UPDATE repl.followers SET paused = $2 WHERE node_name = $1",
+			 2, types, values, NULL, SPI_OK_UPDATE);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("follower \"%s\" does not exist", name)));
+	SPI_finish();
+	repl_wake_supervisor_at_commit();
+}
+
+/*
+ * repl.pause_follower(node_name text) / repl.resume_follower(node_name text)
+ */
+Datum
+repl_pause_follower(PG_FUNCTION_ARGS)
+{
+	set_paused(fcinfo, true, "repl.pause_follower");
+	PG_RETURN_VOID();
+}
+
+Datum
+repl_resume_follower(PG_FUNCTION_ARGS)
+{
+	set_paused(fcinfo, false, "repl.resume_follower");
+	PG_RETURN_VOID();
+}
+
+/*
+ * Lowest applied position among the named followers as the senders last
+ * reported it; -1 if one of them has no running sender yet.
+ */
+static int64
+min_applied(List *names)
+{
+	int64		result = PG_INT64_MAX;
+	ListCell   *lc;
+
+	LWLockAcquire(repl_shared->lock, LW_SHARED);
+	foreach(lc, names)
+	{
+		int			i;
+		int64		applied = -1;
+
+		for (i = 0; i < repl_shared->nslots; i++)
+		{
+			ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+			if (slot->in_use && strcmp(slot->node_name, lfirst(lc)) == 0)
+				applied = slot->applied_tick;
+		}
+		result = Min(result, applied);
+	}
+	LWLockRelease(repl_shared->lock);
+	return result;
+}
+
+/*
+ * repl.wait_for_catchup(node_name text, timeout interval) returns boolean
+ *		Ask the supervisor for a tick that covers every commit so far, then
+ *		wait until the follower (or every follower) has applied it.
+ */
+Datum
+repl_wait_for_catchup(PG_FUNCTION_ARGS)
+{
+	Interval   *timeout = PG_ARGISNULL(1) ? NULL : PG_GETARG_INTERVAL_P(1);
+	List	   *names = NIL;
+	int64		request;
+	int64		target = -1;
+	TimestampTz deadline;
+	int64		timeout_ms;
+	bool		result = false;
+
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, "repl.wait_for_catchup");
+	if (timeout == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null")));
+	timeout_ms = (int64) (timeout->time / 1000) +
+		((int64) timeout->day * SECS_PER_DAY +
+		 (int64) timeout->month * DAYS_PER_MONTH * SECS_PER_DAY) * 1000;
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+
+	SPI_connect();
+	if (PG_ARGISNULL(0))
+		spi_exec("SELECT node_name FROM repl.followers ORDER BY node_name",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	else
+	{
+		Oid			type = TEXTOID;
+		Datum		value = PG_GETARG_DATUM(0);
+
+		spi_exec("SELECT node_name FROM repl.followers WHERE node_name = $1",
+				 1, &type, &value, NULL, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("follower \"%s\" does not exist",
+							text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	}
+	{
+		uint64		i;
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		for (i = 0; i < SPI_processed; i++)
+			names = lappend(names, pstrdup(SPI_getvalue(SPI_tuptable->vals[i],
+														SPI_tuptable->tupdesc, 1)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	request = ++repl_shared->tick_requested;
+	LWLockRelease(repl_shared->lock);
+	repl_wake_supervisor();
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	ConditionVariablePrepareToSleep(&repl_shared->progress_cv);
+	for (;;)
+	{
+		long		remaining;
+
+		if (target < 0)
+		{
+			LWLockAcquire(repl_shared->lock, LW_SHARED);
+			if (repl_shared->tick_served >= request)
+				target = repl_shared->last_tick;
+			LWLockRelease(repl_shared->lock);
+		}
+		if (target >= 0 && (names == NIL || min_applied(names) >= target))
+		{
+			result = true;
+			break;
+		}
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													deadline);
+		if (remaining <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&repl_shared->progress_cv,
+										   remaining, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_BOOL(result);
+}
+
+/*
+ * repl.node_info() returns (node_name, role, leader_name, epoch,
+ *		applied_position)
+ */
+Datum
+repl_node_info(PG_FUNCTION_ARGS)
+{
+	const ReplLocalNode *node;
+	TupleDesc	desc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	repl_check_preloaded();
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	node = repl_local_node();
+	values[1] = CStringGetTextDatum(role_name(node->role));
+	if (node->role == REPL_ROLE_NONE)
+	{
+		nulls[0] = nulls[2] = nulls[3] = nulls[4] = true;
+	}
+	else
+	{
+		values[0] = CStringGetTextDatum(node->node_name);
+		if (node->role == REPL_ROLE_LEADER)
+			values[2] = CStringGetTextDatum(node->node_name);
+		else
+			values[2] = CStringGetTextDatum(node->leader_name);
+		values[3] = Int64GetDatum(node->epoch);
+		if (node->role == REPL_ROLE_FOLLOWER)
+			values[4] = Int64GetDatum(read_applied_tick());
+		else
+		{
+			LWLockAcquire(repl_shared->lock, LW_SHARED);
+			values[4] = Int64GetDatum(repl_shared->last_tick);
+			LWLockRelease(repl_shared->lock);
+		}
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+static const char *
+state_name(ReplFollowerState state)
+{
+	switch (state)
+	{
+		case REPL_FSTATE_CONNECTING:
+			return "connecting";
+		case REPL_FSTATE_STREAMING:
+			return "streaming";
+		case REPL_FSTATE_DISCONNECTED:
+			return "disconnected";
+		case REPL_FSTATE_PAUSED:
+			return "paused";
+		case REPL_FSTATE_NEEDS_RESYNC:
+			return "needs_resync";
+		default:
+			return "stopped";
+	}
+}
+
+/*
+ * repl.follower_status() returns setof (node_name, state, synchronous,
+ *		paused, sent_position, applied_position, last_error, last_error_time)
+ */
+Datum
+repl_follower_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint64		i;
+
+	repl_check_preloaded();
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	spi_exec("SELECT node_name, synchronous, paused, needs_resync, applied_tick"
+			 "  FROM repl.followers ORDER BY node_name",
+			 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		char	   *name = SPI_getvalue(t, d, 1);
+		bool		isnull;
+		bool		paused = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
+		bool		resync = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+		int64		applied = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+		int64		sent = applied;
+		ReplFollowerState state = REPL_FSTATE_CONNECTING;
+		char		errbuf[REPL_ERROR_LEN] = "";
+		TimestampTz errtime = 0;
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		int			s;
+
+		LWLockAcquire(repl_shared->lock, LW_SHARED);
+		for (s = 0; s < repl_shared->nslots; s++)
+		{
+			ReplFollowerSlot *slot = &repl_shared->slots[s];
+
+			if (!slot->in_use || strcmp(slot->node_name, name) != 0)
+				continue;
+			state = slot->state;
+			if (slot->applied_tick > 0)
+			{
+				applied = slot->applied_tick;
+				sent = Max(slot->sent_tick, applied);
+			}
+			strlcpy(errbuf, slot->last_error, sizeof(errbuf));
+			errtime = slot->last_error_time;
+		}
+		LWLockRelease(repl_shared->lock);
+		if (resync)
+			state = REPL_FSTATE_NEEDS_RESYNC;
+		else if (paused)
+			state = REPL_FSTATE_PAUSED;
+
+		values[0] = CStringGetTextDatum(name);
+		values[1] = CStringGetTextDatum(state_name(state));
+		values[2] = SPI_getbinval(t, d, 2, &isnull);
+		values[3] = BoolGetDatum(paused);
+		values[4] = Int64GetDatum(sent);
+		values[5] = Int64GetDatum(applied);
+		if (errbuf[0])
+		{
+			values[6] = CStringGetTextDatum(errbuf);
+			values[7] = TimestampTzGetDatum(errtime);
+		}
+		else
+			nulls[6] = nulls[7] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * repl.follower_attach(node_name, leader_name, epoch, position, tables)
+ *		returns bigint
+ *		Follower side of add_follower: take the follower role at position and
+ *		protect the replicated tables.  Calling it again for the same leader
+ *		returns the current position and changes nothing.
+ */
+Datum
+repl_follower_attach(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_node_name(fcinfo, 0);
+	char	   *leader = arg_node_name(fcinfo, 1);
+	int64		epoch;
+	int64		position;
+	ArrayType  *tables;
+	const ReplLocalNode *node;
+	Datum	   *elems;
+	bool	   *elemnulls;
+	int			nelems;
+	int			i;
+	Oid			types[4] = {TEXTOID, TEXTOID, INT8OID, INT8OID};
+	Datum		values[4];
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("epoch, position and tables must not be null")));
+	epoch = PG_GETARG_INT64(2);
+	position = PG_GETARG_INT64(3);
+	tables = PG_GETARG_ARRAYTYPE_P(4);
+	repl_check_preloaded();
+	check_database();
+	node = repl_local_node();
+	if (node->role == REPL_ROLE_LEADER)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is a leader", node->node_name)));
+	if (node->role == REPL_ROLE_FOLLOWER)
+	{
+		if (strcmp(node->leader_name, leader) != 0 ||
+			strcmp(node->node_name, name) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("node \"%s\" already follows leader \"%s\"",
+							node->node_name, node->leader_name)));
+		PG_RETURN_INT64(node->applied_tick);
+	}
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(leader);
+	values[2] = Int64GetDatum(epoch);
+	values[3] = Int64GetDatum(position);
+	SPI_connect();
+	spi_exec("INSERT INTO repl.local_node (node_name, role, leader_name, epoch, applied_tick, applied_at)"
+			 " VALUES ($1, 'follower', $2, $3, $4, pg_catalog.now())",
+			 4, types, values, NULL, SPI_OK_INSERT);
+	deconstruct_array(tables, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &elemnulls, &nelems);
+	for (i = 0; i < nelems; i++)
+	{
+		char	   *tname;
+		RangeVar   *rv;
+		Relation	rel;
+
+		if (elemnulls[i])
+			continue;
+		tname = TextDatumGetCString(elems[i]);
+		rv = makeRangeVarFromNameList(stringToQualifiedNameList(tname));
+		rel = table_openrv_extended(rv, ShareRowExclusiveLock, true);
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("replicated table %s does not exist on this node", tname)));
+		(void) repl_install_capture(rel);
+		table_close(rel, NoLock);
+	}
+	SPI_finish();
+	repl_local_node_changed();
+	ereport(LOG,
+			(errmsg("repl_ext: node \"%s\" now follows leader \"%s\" from position " INT64_FORMAT,
+					name, leader, position)));
+	PG_RETURN_INT64(position);
+}
+
+/*
+ * repl.follower_detach(leader_name text) returns boolean
+ *		Stop following leader_name: drop the write protection and the role.
+ */
+Datum
+repl_follower_detach(PG_FUNCTION_ARGS)
+{
+	char	   *leader = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const ReplLocalNode *node;
+	List	   *relids;
+	ListCell   *lc;
+
+	repl_check_preloaded();
+	node = repl_local_node();
+	if (node->role != REPL_ROLE_FOLLOWER || strcmp(node->leader_name, leader) != 0)
+		PG_RETURN_BOOL(false);
+	SPI_connect();
+	relids = repl_replicated_relids(TopTransactionContext);
+	foreach(lc, relids)
+		(void) repl_uninstall_capture(lfirst_oid(lc));
+	spi_exec("DELETE FROM repl.local_node", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+	SPI_finish();
+	repl_local_node_changed();
+	ereport(LOG,
+			(errmsg("repl_ext: node no longer follows leader \"%s\"", leader)));
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * repl.follower_handshake(leader_name text, epoch bigint)
+ *		returns (node_name, applied_position)
+ *		The sender's first call: refuse a node that is not our leader.
+ */
+Datum
+repl_follower_handshake(PG_FUNCTION_ARGS)
+{
+	char	   *leader = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		epoch = PG_GETARG_INT64(1);
+	const ReplLocalNode *node;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int64		applied;
+
+	repl_check_preloaded();
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	node = repl_local_node();
+	if (node->role != REPL_ROLE_FOLLOWER || strcmp(node->leader_name, leader) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is not a follower of \"%s\"",
+						node->node_name ? node->node_name : "(none)", leader),
+				 errdetail("Its role is \"%s\"%s%s.", role_name(node->role),
+						   node->leader_name ? " with leader " : "",
+						   node->leader_name ? node->leader_name : "")));
+	if (epoch < node->epoch)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("leader \"%s\" has epoch " INT64_FORMAT ", older than this node's epoch " INT64_FORMAT,
+						leader, epoch, node->epoch)));
+
+	applied = read_applied_tick();
+	values[0] = CStringGetTextDatum(node->node_name);
+	values[1] = Int64GetDatum(applied);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * follower.h
+ *		The node catalog: this node's identity and role, and the leader's
+ *		list of followers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPL_EXT_FOLLOWER_H
+#define REPL_EXT_FOLLOWER_H
+
+#include "repl_ext.h"
+
+typedef struct ReplLocalNode
+{
+	ReplRole	role;
+	char	   *node_name;
+	char	   *conninfo;
+	char	   *leader_name;
+	int64		epoch;
+	int64		applied_tick;
+} ReplLocalNode;
+
+extern const ReplLocalNode *repl_local_node(void);
+extern void repl_local_node_changed(void);
+extern Oid	repl_catalog_relid(const char *relname);
+extern void repl_require_role(ReplRole role, const char *funcname);
+
+#endif							/* REPL_EXT_FOLLOWER_H */

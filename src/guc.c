@@ -1,0 +1,109 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		Every repl_ext configuration parameter.
+ *
+ * Sizes and the worker's database are fixed at server start; anything a
+ * worker reads can change on reload (SIGHUP).  Time values are integers with
+ * units, so '10ms' and '5s' work as they do for wal_receiver_timeout.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+char	   *repl_database = NULL;
+int			repl_max_followers = 8;
+int			repl_batch_interval = 10;
+int			repl_batch_max_changes = 10000;
+int			repl_network_timeout = 30000;
+int			repl_retry_interval = 5000;
+int			repl_log_rotate_interval = 60;
+int			repl_max_retention = 86400;
+
+/*
+ * repl_guc_init
+ *		Define the parameters.  Called from _PG_init while preloading.
+ */
+void
+repl_guc_init(void)
+{
+	DefineCustomStringVariable("repl_ext.database",
+							   "Database in which the repl_ext background workers run.",
+							   "Only this database of the instance can take part in replication.",
+							   &repl_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.max_followers",
+							"Maximum number of followers a leader can stream to.",
+							"Each follower needs one background worker slot.",
+							&repl_max_followers,
+							8, 1, 64,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.batch_interval",
+							"Longest delay between a commit and the batch that contains it.",
+							"The leader cuts a batch at most this long after the previous one when there are new commits.",
+							&repl_batch_interval,
+							10, 1, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.batch_max_changes",
+							"Number of changes after which the leader stops merging batches for a follower.",
+							"A single transaction larger than this is still sent whole.",
+							&repl_batch_max_changes,
+							10000, 1, INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.network_timeout",
+							"Time after which an unresponsive follower connection is abandoned.",
+							NULL,
+							&repl_network_timeout,
+							30000, 1000, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.retry_interval",
+							"Longest wait before reconnecting to a follower after an error.",
+							"Retries start after 100 ms and back off exponentially up to this value.",
+							&repl_retry_interval,
+							5000, 100, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.log_rotate_interval",
+							"Time after which the leader switches to the next replication log table.",
+							"A log table is truncated once every follower has applied all of it.",
+							&repl_log_rotate_interval,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.max_retention",
+							"Time a follower may stay behind before the leader stops keeping changes for it.",
+							"Such a follower is marked as needing re-synchronisation. Zero keeps changes forever.",
+							&repl_max_retention,
+							86400, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("repl_ext");
+}

@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		Shared state of repl_ext: counters the capture trigger bumps, the
+ *		supervisor's latch, and one slot per follower for its sender.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPL_EXT_SHMEM_H
+#define REPL_EXT_SHMEM_H
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+
+/* What a follower's sender is doing; shown by repl.status. */
+typedef enum ReplFollowerState
+{
+	REPL_FSTATE_STOPPED = 0,
+	REPL_FSTATE_CONNECTING,
+	REPL_FSTATE_STREAMING,
+	REPL_FSTATE_DISCONNECTED,
+	REPL_FSTATE_PAUSED,
+	REPL_FSTATE_NEEDS_RESYNC
+} ReplFollowerState;
+
+#define REPL_ERROR_LEN 512
+
+/*
+ * One follower as the leader's workers see it.  All fields are protected by
+ * ReplShared.lock; the sender is the only writer of the position and error
+ * fields, the supervisor of the rest.
+ */
+typedef struct ReplFollowerSlot
+{
+	bool		in_use;
+	char		node_name[NAMEDATALEN];
+	PGPROC	   *proc;			/* sender's PGPROC, NULL when none runs */
+	pid_t		pid;
+	ReplFollowerState state;
+	bool		synchronous;
+	bool		stop_requested; /* supervisor asks the sender to exit */
+	int64		sent_tick;		/* last tick sent */
+	int64		applied_tick;	/* last tick the follower confirmed */
+	TimestampTz applied_tick_time;	/* when that tick was cut (leader) */
+	TimestampTz last_error_time;
+	char		last_error[REPL_ERROR_LEN];
+} ReplFollowerSlot;
+
+typedef struct ReplShared
+{
+	LWLock	   *lock;			/* protects the fields not marked atomic */
+	PGPROC	   *supervisor;		/* supervisor's PGPROC, NULL if not running */
+	pg_atomic_uint64 next_seq;	/* atomic: next change sequence number */
+	pg_atomic_uint64 commits;	/* atomic: commits that wrote the log */
+	pg_atomic_uint32 config_generation; /* atomic: bumped when catalogs
+										 * change */
+	pg_atomic_uint32 cur_log;	/* atomic: log table triggers write into */
+	bool		cur_log_valid;	/* cur_log has been loaded from the catalog */
+	int64		tick_requested; /* number of fresh-tick requests */
+	int64		tick_served;	/* requests satisfied by a committed tick */
+	int64		last_tick;		/* newest committed tick id */
+	ConditionVariable progress_cv;	/* broadcast on new tick or apply */
+	int			nslots;
+	ReplFollowerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} ReplShared;
+
+extern ReplShared *repl_shared;
+
+extern void repl_shmem_init(void);
+extern void repl_check_preloaded(void);
+extern void repl_wake_supervisor(void);
+extern void repl_wake_supervisor_at_commit(void);
+extern void repl_advance_seq_floor(uint64 floor);
+
+#endif							/* REPL_EXT_SHMEM_H */

@@ -1,0 +1,315 @@
+/*-------------------------------------------------------------------------
+ *
+ * transport.c
+ *		Connections to other nodes over libpq, from backends and workers.
+ *
+ * Every wait is interruptible: connecting goes through libpqsrv_connect_params
+ * (PQconnectPoll + WaitLatchOrSocket), commands are sent in non-blocking mode
+ * with PQflush driven by socket waits (a batch can be many megabytes), and
+ * results are collected with libpqsrv_get_result.  SIGTERM, query cancel and
+ * postmaster death end a wait as usual.  A dead peer is detected by TCP
+ * keepalives and tcp_user_timeout derived from repl_ext.network_timeout.
+ *
+ * Failures come back as a ReplResult with ok = false, so that workers can
+ * record them and retry; backends turn them into errors that keep the remote
+ * SQLSTATE, detail and hint (repl_result_raise).  Conninfo strings are never
+ * printed: they may hold passwords.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "libpq/libpq-be-fe-helpers.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#include "guc.h"
+#include "transport.h"
+
+#if PG_VERSION_NUM < 150013
+#error "repl_ext needs libpq-be-fe-helpers.h from PostgreSQL 15.13 or later"
+#endif
+
+struct ReplConn
+{
+	PGconn	   *conn;
+};
+
+/*
+ * repl_conninfo_is_valid
+ *		Syntax check of a conninfo string; *err gets libpq's message.
+ */
+bool
+repl_conninfo_is_valid(const char *conninfo, char **err)
+{
+	char	   *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
+
+	if (opts == NULL)
+	{
+		*err = pstrdup(msg ? msg : "out of memory");
+		if (msg)
+			PQfreemem(msg);
+		return false;
+	}
+	PQconninfoFree(opts);
+	return true;
+}
+
+static char *
+conn_error(PGconn *conn)
+{
+	char	   *msg = pchomp(PQerrorMessage(conn));
+
+	return msg[0] ? msg : pstrdup("connection failed");
+}
+
+/*
+ * repl_conn_open
+ *		Connect to a node.  Returns NULL with *err set when the node cannot
+ *		be reached or refuses the connection.
+ */
+ReplConn *
+repl_conn_open(const char *conninfo, const char *node_name, char **err)
+{
+	const char *keys[10];
+	const char *vals[10];
+	char		appname[NAMEDATALEN + 16];
+	char		connect_timeout[16];
+	char		idle[16];
+	char		interval[16];
+	char		user_timeout[16];
+	PGconn	   *conn;
+	PGresult   *res;
+	ReplConn   *rc;
+	int			n = 0;
+	int			timeout_s = Max(repl_network_timeout / 1000, 2);
+
+	snprintf(appname, sizeof(appname), "repl_ext:%s", node_name);
+	snprintf(connect_timeout, sizeof(connect_timeout), "%d", timeout_s);
+	snprintf(idle, sizeof(idle), "%d", Max(timeout_s / 3, 1));
+	snprintf(interval, sizeof(interval), "%d", Max(timeout_s / 9, 1));
+	snprintf(user_timeout, sizeof(user_timeout), "%d", repl_network_timeout);
+
+	keys[n] = "dbname";
+	vals[n++] = conninfo;
+	keys[n] = "fallback_application_name";
+	vals[n++] = appname;
+	keys[n] = "connect_timeout";
+	vals[n++] = connect_timeout;
+	keys[n] = "keepalives";
+	vals[n++] = "1";
+	keys[n] = "keepalives_idle";
+	vals[n++] = idle;
+	keys[n] = "keepalives_interval";
+	vals[n++] = interval;
+	keys[n] = "keepalives_count";
+	vals[n++] = "3";
+	keys[n] = "tcp_user_timeout";
+	vals[n++] = user_timeout;
+	keys[n] = "client_encoding";
+	vals[n++] = GetDatabaseEncodingName();
+	keys[n] = NULL;
+	vals[n] = NULL;
+
+	conn = libpqsrv_connect_params(keys, vals, true,
+								   PG_WAIT_EXTENSION);
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		*err = conn_error(conn);
+		libpqsrv_disconnect(conn);
+		return NULL;
+	}
+
+	/* as libpqrcv_connect does: nothing may resolve through search_path */
+	res = libpqsrv_exec(conn, "SELECT pg_catalog.set_config('search_path', '', false)",
+						PG_WAIT_EXTENSION);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		*err = conn_error(conn);
+		PQclear(res);
+		libpqsrv_disconnect(conn);
+		return NULL;
+	}
+	PQclear(res);
+	if (PQsetnonblocking(conn, 1) != 0)
+	{
+		*err = conn_error(conn);
+		libpqsrv_disconnect(conn);
+		return NULL;
+	}
+
+	rc = MemoryContextAlloc(TopMemoryContext, sizeof(ReplConn));
+	rc->conn = conn;
+	return rc;
+}
+
+void
+repl_conn_close(ReplConn *conn)
+{
+	if (conn == NULL)
+		return;
+	libpqsrv_disconnect(conn->conn);
+	pfree(conn);
+}
+
+static ReplResult *
+result_failed(const char *message)
+{
+	ReplResult *r = palloc0(sizeof(ReplResult));
+
+	r->ok = false;
+	r->message = pstrdup(message);
+	return r;
+}
+
+/* Push the output buffer out, waiting on the socket; false on failure. */
+static bool
+flush_output(PGconn *conn)
+{
+	for (;;)
+	{
+		int			r = PQflush(conn);
+		int			rc;
+
+		if (r == 0)
+			return true;
+		if (r < 0)
+			return false;
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+							   WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE,
+							   PQsocket(conn), 0, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		/* the server may talk while we write: keep reading */
+		if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+			return false;
+	}
+}
+
+/*
+ * repl_conn_exec
+ *		Run one command with parameters (text unless formats says binary) and
+ *		return its outcome.  Never raises for remote or network errors; does
+ *		raise on interrupts.  All PGresults are cleared on every path.
+ */
+ReplResult *
+repl_conn_exec(ReplConn *conn, const char *sql, int nparams,
+			   const char *const *values, const int *lengths,
+			   const int *formats)
+{
+	PGconn	   *pgconn = conn->conn;
+	ReplResult *volatile r = NULL;
+	PGresult   *volatile last = NULL;
+
+	if (!PQsendQueryParams(pgconn, sql, nparams, NULL, values, lengths,
+						   formats, 0) ||
+		!flush_output(pgconn))
+		return result_failed(conn_error(pgconn));
+
+	PG_TRY();
+	{
+		PGresult   *res;
+
+		while ((res = libpqsrv_get_result(pgconn, PG_WAIT_EXTENSION)) != NULL)
+		{
+			PQclear(last);
+			last = res;
+		}
+		if (last == NULL)
+			r = result_failed(conn_error(pgconn));
+		else if (PQresultStatus(last) == PGRES_TUPLES_OK ||
+				 PQresultStatus(last) == PGRES_COMMAND_OK)
+		{
+			int			i;
+			int			j;
+
+			r = palloc0(sizeof(ReplResult));
+			r->ok = true;
+			r->ntuples = PQntuples(last);
+			r->nfields = PQnfields(last);
+			r->values = palloc0(sizeof(char *) * Max(r->ntuples * r->nfields, 1));
+			for (i = 0; i < r->ntuples; i++)
+				for (j = 0; j < r->nfields; j++)
+					if (!PQgetisnull(last, i, j))
+						r->values[i * r->nfields + j] = pstrdup(PQgetvalue(last, i, j));
+		}
+		else
+		{
+			const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+			const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+			const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
+			const char *hint = PQresultErrorField(last, PG_DIAG_MESSAGE_HINT);
+
+			r = result_failed(msg ? msg : pchomp(PQresultErrorMessage(last)));
+			if (state)
+				strlcpy(r->sqlstate, state, sizeof(r->sqlstate));
+			if (detail)
+				r->detail = pstrdup(detail);
+			if (hint)
+				r->hint = pstrdup(hint);
+		}
+	}
+	PG_FINALLY();
+	{
+		PQclear(last);
+	}
+	PG_END_TRY();
+	return r;
+}
+
+const char *
+repl_result_value(ReplResult *res, int row, int col)
+{
+	Assert(row < res->ntuples && col < res->nfields);
+	return res->values[row * res->nfields + col];
+}
+
+/*
+ * repl_result_raise
+ *		Raise a failed result as an ERROR that keeps the remote SQLSTATE,
+ *		detail and hint, naming the node.
+ */
+void
+repl_result_raise(ReplResult *res, const char *node_name)
+{
+	int			code = ERRCODE_CONNECTION_FAILURE;
+
+	if (res->sqlstate[0])
+		code = MAKE_SQLSTATE(res->sqlstate[0], res->sqlstate[1],
+							 res->sqlstate[2], res->sqlstate[3],
+							 res->sqlstate[4]);
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s", res->message),
+			 res->detail ? errdetail_internal("%s", res->detail) : 0,
+			 res->hint ? errhint("%s", res->hint) : 0,
+			 errcontext("on node \"%s\"", node_name)));
+}
+
+/*
+ * repl_conn_exec_or_raise
+ *		repl_conn_exec with text parameters, raising on failure.  *res (if
+ *		not NULL) receives the result.
+ */
+void
+repl_conn_exec_or_raise(ReplConn *conn, const char *sql, int nparams,
+						const char *const *values, const char *node_name,
+						ReplResult **res)
+{
+	ReplResult *r = repl_conn_exec(conn, sql, nparams, values, NULL, NULL);
+
+	if (!r->ok)
+		repl_result_raise(r, node_name);
+	if (res)
+		*res = r;
+}

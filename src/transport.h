@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * transport.h
+ *		Connections to other nodes.  The only interface to libpq.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPL_EXT_TRANSPORT_H
+#define REPL_EXT_TRANSPORT_H
+
+typedef struct ReplConn ReplConn;
+
+/* Outcome of a remote command; rows are copied out of libpq. */
+typedef struct ReplResult
+{
+	bool		ok;
+	char		sqlstate[6];	/* "" when the failure was not remote SQL */
+	char	   *message;		/* error message, NULL when ok */
+	char	   *detail;
+	char	   *hint;
+	int			ntuples;
+	int			nfields;
+	char	  **values;			/* ntuples * nfields, NULL for SQL NULL */
+} ReplResult;
+
+extern bool repl_conninfo_is_valid(const char *conninfo, char **err);
+extern ReplConn *repl_conn_open(const char *conninfo, const char *node_name,
+								char **err);
+extern void repl_conn_close(ReplConn *conn);
+extern ReplResult *repl_conn_exec(ReplConn *conn, const char *sql,
+								  int nparams, const char *const *values,
+								  const int *lengths, const int *formats);
+extern const char *repl_result_value(ReplResult *res, int row, int col);
+extern void repl_result_raise(ReplResult *res, const char *node_name);
+extern void repl_conn_exec_or_raise(ReplConn *conn, const char *sql,
+									int nparams, const char *const *values,
+									const char *node_name, ReplResult **res);
+
+#endif							/* REPL_EXT_TRANSPORT_H */

@@ -1,0 +1,754 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The supervisor and the per-follower senders of the leader.
+ *
+ * The supervisor (one per instance, in repl_ext.database) cuts ticks when
+ * there are new commits or a waiter asks for one, keeps one sender running
+ * per active follower, and does log housekeeping.  A sender owns one
+ * follower: it connects, asks the follower where it is, and then pushes
+ * batch after batch, each as one call of repl.apply_batch on the follower.
+ * A slow or dead follower only stalls its own sender.
+ *
+ * Waits follow latch.h: reset the latch, check for work, then wait.  Network
+ * errors are expected: the sender records them in its slot (repl.status),
+ * closes the connection and retries with exponential backoff from 100 ms to
+ * repl_ext.retry_interval.  Any other error ends the sender; the supervisor
+ * starts it again after repl_ext.retry_interval.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "changelog.h"
+#include "follower.h"
+#include "guc.h"
+#include "shmem.h"
+#include "transport.h"
+#include "worker.h"
+
+/* How long the supervisor sleeps when idle, and between housekeeping. */
+#define SUPERVISOR_IDLE_MS		1000
+#define MAINTENANCE_INTERVAL_MS	1000
+
+/* Supervisor-local view of a sender it started. */
+typedef struct SenderHandle
+{
+	BackgroundWorkerHandle *handle;
+	TimestampTz last_start;
+} SenderHandle;
+
+/*
+ * repl_worker_init
+ *		Register the supervisor; called from _PG_init while preloading.
+ */
+void
+repl_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "repl_ext");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "repl_supervisor_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "repl_ext supervisor");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "repl_ext supervisor");
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * Is this database set up as a leader?  false if the extension is missing.
+ * Runs its own transaction.
+ */
+static bool
+node_is_leader(void)
+{
+	bool		result = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("repl_ext", true)))
+		result = repl_local_node()->role == REPL_ROLE_LEADER;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return result;
+}
+
+static void
+process_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* Cut a tick if commits happened since the last one or a waiter asked. */
+static void
+maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
+{
+	uint64		commits = pg_atomic_read_u64(&repl_shared->commits);
+	int64		requested;
+	int64		tick_id;
+	int			i;
+
+	LWLockAcquire(repl_shared->lock, LW_SHARED);
+	requested = repl_shared->tick_requested;
+	LWLockRelease(repl_shared->lock);
+
+	if (commits == *last_commits && requested <= repl_shared->tick_served)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "cutting a tick");
+	tick_id = repl_cut_tick();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	*last_commits = commits;
+	*last_tick_time = GetCurrentTimestamp();
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	repl_shared->last_tick = tick_id;
+	if (repl_shared->tick_served < requested)
+		repl_shared->tick_served = requested;
+	for (i = 0; i < repl_shared->nslots; i++)
+	{
+		ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+		if (slot->in_use && slot->proc)
+			SetLatch(&slot->proc->procLatch);
+	}
+	LWLockRelease(repl_shared->lock);
+	ConditionVariableBroadcast(&repl_shared->progress_cv);
+}
+
+static void
+start_sender(int slotno, SenderHandle *sh)
+{
+	BackgroundWorker worker;
+	BgwHandleStatus status;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "repl_ext");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "repl_sender_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "repl_ext sender for %s",
+			 repl_shared->slots[slotno].node_name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "repl_ext sender");
+	worker.bgw_main_arg = Int32GetDatum(slotno);
+	worker.bgw_notify_pid = MyProcPid;
+
+	sh->last_start = GetCurrentTimestamp();
+	if (!RegisterDynamicBackgroundWorker(&worker, &sh->handle))
+	{
+		sh->handle = NULL;
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("out of background worker slots for the sender of follower \"%s\"",
+						repl_shared->slots[slotno].node_name),
+				 errhint("You might need to increase max_worker_processes.")));
+		return;
+	}
+	status = WaitForBackgroundWorkerStartup(sh->handle, &pid);
+	if (status != BGWH_STARTED)
+	{
+		pfree(sh->handle);
+		sh->handle = NULL;
+	}
+}
+
+static bool
+sender_running(SenderHandle *sh)
+{
+	pid_t		pid;
+
+	if (sh->handle == NULL)
+		return false;
+	if (GetBackgroundWorkerPid(sh->handle, &pid) == BGWH_STARTED)
+		return true;
+	pfree(sh->handle);
+	sh->handle = NULL;
+	return false;
+}
+
+/*
+ * Bring the slots in line with repl.followers: one slot per follower, a
+ * running sender for each active one, and a stop request for the others.
+ */
+static void
+sync_senders(SenderHandle *handles)
+{
+	int			i;
+	int			n;
+	bool	   *wanted = palloc0(sizeof(bool) * repl_shared->nslots);
+	char	  **names;
+	bool	   *active;
+	bool	   *sync;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute("SELECT node_name, NOT (paused OR needs_resync), synchronous"
+					"  FROM repl.followers ORDER BY node_name", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read repl.followers");
+	n = (int) SPI_processed;
+	names = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * Max(n, 1));
+	active = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(n, 1));
+	sync = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		names[i] = MemoryContextStrdup(TopMemoryContext,
+									   SPI_getvalue(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1));
+		active[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+											   SPI_tuptable->tupdesc, 2, &isnull));
+		sync[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 3, &isnull));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	for (i = 0; i < n; i++)
+	{
+		int			s;
+		int			slotno = -1;
+		int			freeslot = -1;
+
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		for (s = 0; s < repl_shared->nslots; s++)
+		{
+			ReplFollowerSlot *slot = &repl_shared->slots[s];
+
+			if (slot->in_use && strcmp(slot->node_name, names[i]) == 0)
+				slotno = s;
+			else if (!slot->in_use && freeslot < 0 && !sender_running(&handles[s]))
+				freeslot = s;
+		}
+		if (slotno < 0 && freeslot >= 0)
+		{
+			ReplFollowerSlot *slot = &repl_shared->slots[freeslot];
+
+			memset(slot, 0, sizeof(*slot));
+			slot->in_use = true;
+			strlcpy(slot->node_name, names[i], NAMEDATALEN);
+			slot->state = REPL_FSTATE_CONNECTING;
+			slotno = freeslot;
+		}
+		if (slotno >= 0)
+		{
+			ReplFollowerSlot *slot = &repl_shared->slots[slotno];
+
+			wanted[slotno] = true;
+			slot->synchronous = sync[i];
+			slot->stop_requested = !active[i];
+			if (!active[i] && slot->proc)
+				SetLatch(&slot->proc->procLatch);
+		}
+		LWLockRelease(repl_shared->lock);
+
+		if (slotno < 0)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("no free slot for follower \"%s\"", names[i]),
+					 errhint("Increase repl_ext.max_followers and restart the server.")));
+			continue;
+		}
+		if (active[i] && !sender_running(&handles[slotno]) &&
+			TimestampDifferenceExceeds(handles[slotno].last_start,
+									   GetCurrentTimestamp(),
+									   handles[slotno].last_start ? repl_retry_interval : 0))
+			start_sender(slotno, &handles[slotno]);
+	}
+
+	/* slots of removed followers: stop their sender, then free them */
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < repl_shared->nslots; i++)
+	{
+		ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+		if (!slot->in_use || wanted[i])
+			continue;
+		slot->stop_requested = true;
+		if (slot->proc)
+			SetLatch(&slot->proc->procLatch);
+		else if (handles[i].handle == NULL)
+			slot->in_use = false;
+	}
+	LWLockRelease(repl_shared->lock);
+
+	for (i = 0; i < n; i++)
+		pfree(names[i]);
+	pfree(names);
+	pfree(active);
+	pfree(sync);
+	pfree(wanted);
+}
+
+/*
+ * repl_supervisor_main
+ *		Entry point of the supervisor background worker.
+ */
+void
+repl_supervisor_main(Datum main_arg)
+{
+	SenderHandle *handles;
+	uint64		last_commits = 0;
+	uint32		last_generation = 0;
+	TimestampTz last_tick_time = 0;
+	TimestampTz last_maintenance = 0;
+	TimestampTz last_sync = 0;
+	bool		started = false;
+	MemoryContext loopcxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(repl_database, NULL, 0);
+	pgstat_report_appname("repl_ext supervisor");
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	repl_shared->supervisor = MyProc;
+	LWLockRelease(repl_shared->lock);
+
+	handles = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(SenderHandle) * repl_shared->nslots);
+	loopcxt = AllocSetContextCreate(TopMemoryContext, "repl_ext supervisor loop",
+									ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		long		timeout = SUPERVISOR_IDLE_MS;
+		uint32		generation;
+		TimestampTz now;
+
+		ResetLatch(MyLatch);
+		MemoryContextReset(loopcxt);
+		MemoryContextSwitchTo(loopcxt);
+
+		generation = pg_atomic_read_u32(&repl_shared->config_generation);
+		if (!started)
+		{
+			/* wait quietly until the extension exists and we lead */
+			if (generation != last_generation && node_is_leader())
+			{
+				SetCurrentStatementStartTimestamp();
+				StartTransactionCommand();
+				PushActiveSnapshot(GetTransactionSnapshot());
+				SPI_connect();
+				repl_log_startup();
+				LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+				repl_shared->last_tick = repl_latest_tick();
+				LWLockRelease(repl_shared->lock);
+				SPI_finish();
+				PopActiveSnapshot();
+				CommitTransactionCommand();
+				started = true;
+				elog(LOG, "repl_ext supervisor started in database \"%s\"",
+					 repl_database);
+				last_generation = 0;	/* force a sync below */
+			}
+			else
+				last_generation = generation;
+		}
+
+		if (started)
+		{
+			now = GetCurrentTimestamp();
+			if (!TimestampDifferenceExceeds(last_tick_time, now, repl_batch_interval))
+				timeout = Min(timeout, TimestampDifferenceMilliseconds(now,
+																	   TimestampTzPlusMilliseconds(last_tick_time, repl_batch_interval)) + 1);
+			else
+				maybe_cut_tick(&last_commits, &last_tick_time);
+
+			if (generation != last_generation ||
+				TimestampDifferenceExceeds(last_sync, now, repl_retry_interval))
+			{
+				if (!node_is_leader())
+				{
+					/* extension dropped or role changed: stop everything */
+					started = false;
+					last_generation = generation;
+					LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+					repl_shared->cur_log_valid = false;
+					LWLockRelease(repl_shared->lock);
+					continue;
+				}
+				last_generation = generation;
+				last_sync = now;
+				sync_senders(handles);
+			}
+			if (TimestampDifferenceExceeds(last_maintenance, now, MAINTENANCE_INTERVAL_MS))
+			{
+				last_maintenance = now;
+				SetCurrentStatementStartTimestamp();
+				pgstat_report_activity(STATE_RUNNING, "log maintenance");
+				repl_log_maintain();
+				pgstat_report_activity(STATE_IDLE, NULL);
+			}
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		process_interrupts();
+	}
+}
+
+/*
+ * Sender state
+ */
+static int	sender_slotno = -1;
+static char sender_node[NAMEDATALEN];
+
+static ReplFollowerSlot *
+my_slot(void)
+{
+	return &repl_shared->slots[sender_slotno];
+}
+
+static void
+sender_set_state(ReplFollowerState state)
+{
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	my_slot()->state = state;
+	LWLockRelease(repl_shared->lock);
+}
+
+static void
+sender_record_error(const char *what, const char *msg)
+{
+	ReplFollowerSlot *slot = my_slot();
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	snprintf(slot->last_error, REPL_ERROR_LEN, "%s: %s", what, msg);
+	slot->last_error_time = GetCurrentTimestamp();
+	slot->state = REPL_FSTATE_DISCONNECTED;
+	LWLockRelease(repl_shared->lock);
+	ereport(LOG,
+			(errmsg("repl_ext: follower \"%s\": %s: %s", sender_node, what, msg)));
+}
+
+static bool
+sender_stop_requested(void)
+{
+	bool		stop;
+
+	LWLockAcquire(repl_shared->lock, LW_SHARED);
+	stop = my_slot()->stop_requested;
+	LWLockRelease(repl_shared->lock);
+	return stop;
+}
+
+static void
+sender_detach(int code, Datum arg)
+{
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	if (sender_slotno >= 0 && my_slot()->proc == MyProc)
+	{
+		my_slot()->proc = NULL;
+		my_slot()->pid = 0;
+		if (my_slot()->state == REPL_FSTATE_STREAMING ||
+			my_slot()->state == REPL_FSTATE_CONNECTING)
+			my_slot()->state = REPL_FSTATE_STOPPED;
+	}
+	LWLockRelease(repl_shared->lock);
+}
+
+/* Wait on the latch up to ms, handling interrupts; stop if asked. */
+static void
+sender_sleep(long ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		remaining;
+
+		ResetLatch(MyLatch);
+		if (sender_stop_requested())
+			proc_exit(0);
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 remaining, PG_WAIT_EXTENSION);
+		process_interrupts();
+	}
+}
+
+typedef struct SenderConfig
+{
+	char	   *conninfo;
+	char	   *leader_name;
+	int64		epoch;
+	bool		active;
+} SenderConfig;
+
+/* Read this follower's row; false if it is gone. */
+static bool
+sender_load_config(SenderConfig *cfg)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(sender_node);
+	bool		found = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT conninfo, NOT (paused OR needs_resync)"
+							  "  FROM repl.followers WHERE node_name = $1",
+							  1, &type, &value, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read repl.followers");
+	if (SPI_processed == 1)
+	{
+		const ReplLocalNode *node = repl_local_node();
+		bool		isnull;
+
+		found = node->role == REPL_ROLE_LEADER;
+		cfg->conninfo = MemoryContextStrdup(TopMemoryContext,
+											SPI_getvalue(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1));
+		cfg->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2, &isnull));
+		if (found)
+		{
+			cfg->leader_name = MemoryContextStrdup(TopMemoryContext, node->node_name);
+			cfg->epoch = node->epoch;
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return found;
+}
+
+/* Store the follower's position on the leader, for log cleanup. */
+static void
+sender_persist_position(int64 applied)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(sender_node);
+	values[1] = Int64GetDatum(applied);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_with_args("UPDATE repl.followers SET applied_tick = $2,"
+							  " applied_at = pg_catalog.now()"
+							  " WHERE node_name = $1 AND applied_tick OPERATOR(pg_catalog.<=) $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update repl.followers");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Stream batches over an open connection until an error.  Returns after
+ * recording the error; the caller reconnects.
+ */
+static void
+sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
+			  MemoryContext batchcxt, long *backoff)
+{
+	TimestampTz last_persist = GetCurrentTimestamp();
+	int64		persisted = applied;
+
+	for (;;)
+	{
+		ReplBatch	batch;
+		bool		have;
+		ReplResult *res;
+		const char *values[1];
+		int			lengths[1];
+		int			formats[1] = {1};
+
+		ResetLatch(MyLatch);
+		if (sender_stop_requested())
+			proc_exit(0);
+		MemoryContextReset(batchcxt);
+		MemoryContextSwitchTo(batchcxt);
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "reading a batch");
+		have = repl_read_batch(applied, repl_batch_max_changes,
+							   cfg->leader_name, cfg->epoch, &batch);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(batchcxt);
+
+		if (!have)
+		{
+			pgstat_report_activity(STATE_IDLE, NULL);
+			if (applied != persisted &&
+				TimestampDifferenceExceeds(last_persist, GetCurrentTimestamp(), 1000))
+			{
+				sender_persist_position(applied);
+				persisted = applied;
+				last_persist = GetCurrentTimestamp();
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000, PG_WAIT_EXTENSION);
+			process_interrupts();
+			continue;
+		}
+
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		my_slot()->sent_tick = batch.to_tick;
+		LWLockRelease(repl_shared->lock);
+
+		pgstat_report_activity(STATE_RUNNING, "sending a batch");
+		values[0] = batch.data.data;
+		lengths[0] = batch.data.len;
+		res = repl_conn_exec(conn, "SELECT repl.apply_batch($1::bytea)", 1,
+							 values, lengths, formats);
+		if (!res->ok)
+		{
+			sender_record_error("apply failed", res->message);
+			return;
+		}
+		applied = strtoi64(repl_result_value(res, 0, 0), NULL, 10);
+		*backoff = 100;
+
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		my_slot()->applied_tick = applied;
+		my_slot()->applied_tick_time = batch.to_tick_time;
+		my_slot()->state = REPL_FSTATE_STREAMING;
+		LWLockRelease(repl_shared->lock);
+		ConditionVariableBroadcast(&repl_shared->progress_cv);
+
+		if (TimestampDifferenceExceeds(last_persist, GetCurrentTimestamp(), 1000))
+		{
+			sender_persist_position(applied);
+			persisted = applied;
+			last_persist = GetCurrentTimestamp();
+		}
+	}
+}
+
+/*
+ * repl_sender_main
+ *		Entry point of a sender; main_arg is its slot number.
+ */
+void
+repl_sender_main(Datum main_arg)
+{
+	long		backoff = 100;
+	MemoryContext batchcxt;
+
+	sender_slotno = DatumGetInt32(main_arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(repl_database, NULL, 0);
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	strlcpy(sender_node, my_slot()->node_name, NAMEDATALEN);
+	my_slot()->proc = MyProc;
+	my_slot()->pid = MyProcPid;
+	my_slot()->state = REPL_FSTATE_CONNECTING;
+	LWLockRelease(repl_shared->lock);
+	before_shmem_exit(sender_detach, (Datum) 0);
+	pgstat_report_appname(psprintf("repl_ext sender for %s", sender_node));
+
+	batchcxt = AllocSetContextCreate(TopMemoryContext, "repl_ext batch",
+									 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		SenderConfig cfg;
+		ReplConn   *conn;
+		ReplResult *res;
+		char	   *err;
+		const char *params[2];
+		char		epoch[32];
+		int64		applied;
+
+		if (sender_stop_requested())
+			proc_exit(0);
+		if (!sender_load_config(&cfg) || !cfg.active)
+			proc_exit(0);
+
+		sender_set_state(REPL_FSTATE_CONNECTING);
+		pgstat_report_activity(STATE_RUNNING, "connecting");
+		conn = repl_conn_open(cfg.conninfo, sender_node, &err);
+		if (conn == NULL)
+		{
+			sender_record_error("could not connect", err);
+			sender_sleep(backoff);
+			backoff = Min(backoff * 2, repl_retry_interval);
+			continue;
+		}
+
+		snprintf(epoch, sizeof(epoch), INT64_FORMAT, cfg.epoch);
+		params[0] = cfg.leader_name;
+		params[1] = epoch;
+		res = repl_conn_exec(conn,
+							 "SELECT node_name, applied_position FROM repl.follower_handshake($1, $2::bigint)",
+							 2, params, NULL, NULL);
+		if (!res->ok)
+		{
+			sender_record_error("handshake failed", res->message);
+			repl_conn_close(conn);
+			sender_sleep(backoff);
+			backoff = Min(backoff * 2, repl_retry_interval);
+			continue;
+		}
+		applied = strtoi64(repl_result_value(res, 0, 1), NULL, 10);
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		my_slot()->applied_tick = applied;
+		my_slot()->sent_tick = applied;
+		my_slot()->state = REPL_FSTATE_STREAMING;
+		LWLockRelease(repl_shared->lock);
+		ConditionVariableBroadcast(&repl_shared->progress_cv);
+		ereport(LOG,
+				(errmsg("repl_ext: streaming to follower \"%s\" from position " INT64_FORMAT,
+						sender_node, applied)));
+
+		sender_stream(conn, &cfg, applied, batchcxt, &backoff);
+		repl_conn_close(conn);
+		sender_sleep(backoff);
+		backoff = Min(backoff * 2, repl_retry_interval);
+	}
+}
