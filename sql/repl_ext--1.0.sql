@@ -95,7 +95,7 @@ COMMENT ON FUNCTION repl.apply_batch(bytea) IS
 'Follower: apply one batch from the leader in the calling transaction and return the new position (called by the leader)';
 
 CREATE FUNCTION repl.follower_attach(node_name text, leader_name text,
-	epoch bigint, position bigint, tables text[])
+	epoch bigint, start_position bigint, tables text[])
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'repl_follower_attach' LANGUAGE C;
 COMMENT ON FUNCTION repl.follower_attach(text, text, bigint, bigint, text[]) IS

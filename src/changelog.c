@@ -408,13 +408,13 @@ batch_rel_index(BatchRels *rels, Oid relid, char op, StringInfo data)
  *		and as many further ticks as fit in max_changes (at least one).
  *		Returns false if there is no newer tick.  Errors if from_tick is no
  *		longer in the log.  The caller is in a transaction with a snapshot;
- *		batch->data is allocated in the caller's memory context.
+ *		batch->data is allocated in outcxt, which must outlive the transaction.
  */
 bool
 repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
-				int64 epoch, ReplBatch *batch)
+				int64 epoch, MemoryContext outcxt, ReplBatch *batch)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext callercxt = outcxt;
 	Datum		args[2];
 	Oid			argtypes[2];
 	Datum		from_snap;
@@ -470,12 +470,17 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	from_snap = datumCopy(from_snap, false, -1);
 	to_snap = datumCopy(to_snap, false, -1);
 
-	initStringInfo(&changes);
+	{
+		MemoryContext old = MemoryContextSwitchTo(outcxt);
+
+		initStringInfo(&changes);
+		MemoryContextSwitchTo(old);
+	}
 	rels.n = 0;
 	rels.size = 8;
-	rels.relids = palloc(sizeof(Oid) * rels.size);
-	rels.nspnames = palloc(sizeof(char *) * rels.size);
-	rels.relnames = palloc(sizeof(char *) * rels.size);
+	rels.relids = MemoryContextAlloc(outcxt, sizeof(Oid) * rels.size);
+	rels.nspnames = MemoryContextAlloc(outcxt, sizeof(char *) * rels.size);
+	rels.relnames = MemoryContextAlloc(outcxt, sizeof(char *) * rels.size);
 
 	if (total > 0)
 	{
@@ -528,6 +533,7 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	}
 	SPI_finish();
 
+	MemoryContextSwitchTo(outcxt);
 	hdr.leader_name = (char *) leader_name;
 	hdr.encoding = GetDatabaseEncoding();
 	hdr.epoch = epoch;
@@ -652,8 +658,8 @@ repl_log_maintain(void)
 
 		spi_check(SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
 										" WHERE NOT needs_resync"
-										"   AND applied_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-										"       OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1)"
+										"   AND applied_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+										"       OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
 										"   AND applied_tick OPERATOR(pg_catalog.<) (SELECT pg_catalog.max(tick_id) FROM repl.tick)"
 										" RETURNING node_name",
 										1, &argtype, &arg, NULL, false, 0),
@@ -689,8 +695,8 @@ repl_log_maintain(void)
 		args[0] = Int32GetDatum(cur);
 		args[1] = Int32GetDatum(next);
 		args[2] = Int32GetDatum(repl_log_rotate_interval);
-		spi_check(SPI_execute_with_args("SELECT (SELECT switched_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-										"          OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3)"
+		spi_check(SPI_execute_with_args("SELECT (SELECT switched_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+										"          OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3))"
 										"          FROM repl.log_state WHERE log_no OPERATOR(pg_catalog.=) $1)"
 										"   AND (SELECT state OPERATOR(pg_catalog.=) 'empty'"
 										"          FROM repl.log_state WHERE log_no OPERATOR(pg_catalog.=) $2)",

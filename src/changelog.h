@@ -27,7 +27,7 @@ extern int64 repl_cut_tick(void);
 extern int64 repl_latest_tick(void);
 extern bool repl_read_batch(int64 from_tick, int64 max_changes,
 							const char *leader_name, int64 epoch,
-							ReplBatch *batch);
+							MemoryContext outcxt, ReplBatch *batch);
 extern bool repl_tick_exists(int64 tick_id);
 extern void repl_log_startup(void);
 extern void repl_log_maintain(void);

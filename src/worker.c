@@ -613,7 +613,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "reading a batch");
 		have = repl_read_batch(applied, repl_batch_max_changes,
-							   cfg->leader_name, cfg->epoch, &batch);
+							   cfg->leader_name, cfg->epoch, batchcxt, &batch);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(batchcxt);
