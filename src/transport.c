@@ -52,7 +52,7 @@ repl_conninfo_is_valid(const char *conninfo, char **err)
 
 	if (opts == NULL)
 	{
-		*err = pstrdup(msg ? msg : "out of memory");
+		*err = pchomp(msg ? msg : "out of memory");
 		if (msg)
 			PQfreemem(msg);
 		return false;
