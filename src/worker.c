@@ -583,6 +583,37 @@ sender_persist_position(int64 applied)
 }
 
 /*
+ * Whether the log still holds what follows position applied.  If not, mark
+ * the follower as needing re-synchronisation and return false.
+ */
+static bool
+sender_position_kept(int64 applied)
+{
+	bool		kept;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	kept = repl_tick_exists(applied);
+	if (!kept)
+	{
+		Oid			type = TEXTOID;
+		Datum		value = CStringGetTextDatum(sender_node);
+
+		if (SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
+								  " WHERE node_name = $1",
+								  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update repl.followers");
+		repl_wake_supervisor_at_commit();
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return kept;
+}
+
+/*
  * Stream batches over an open connection until an error.  Returns after
  * recording the error; the caller reconnects.
  */
@@ -621,8 +652,13 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		if (!have)
 		{
 			pgstat_report_activity(STATE_IDLE, NULL);
-			if (applied != persisted &&
-				TimestampDifferenceExceeds(last_persist, GetCurrentTimestamp(), 1000))
+			/*
+			 * Also refresh applied_at now and then while idle: it tells the
+			 * retention check that this follower is alive.
+			 */
+			if ((applied != persisted &&
+				 TimestampDifferenceExceeds(last_persist, GetCurrentTimestamp(), 1000)) ||
+				TimestampDifferenceExceeds(last_persist, GetCurrentTimestamp(), 10000))
 			{
 				sender_persist_position(applied);
 				persisted = applied;
@@ -736,6 +772,14 @@ repl_sender_main(Datum main_arg)
 			continue;
 		}
 		applied = strtoi64(repl_result_value(res, 0, 1), NULL, 10);
+		if (!sender_position_kept(applied))
+		{
+			sender_record_error("needs re-synchronisation",
+								psprintf("position " INT64_FORMAT " is no longer in the replication log",
+										 applied));
+			repl_conn_close(conn);
+			proc_exit(0);
+		}
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 		my_slot()->applied_tick = applied;
 		my_slot()->sent_tick = applied;
