@@ -503,6 +503,10 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 		ExecResetTupleTable(st.estate->es_tupleTable, false);
 		st.estate->es_tupleTable = NIL;
 		MemoryContextReset(st.rowcxt);
+
+		/* the next change must see this one (a batch often touches a row twice) */
+		CommandCounterIncrement();
+		st.estate->es_output_cid = GetCurrentCommandId(true);
 	}
 	if (msg.cursor != msg.len)
 		ereport(ERROR,

@@ -631,6 +631,19 @@ truncate_drained(void)
 		elog(DEBUG1, "repl_ext: truncated replication log table repl.log_%d",
 			 ready[i]);
 	}
+
+	/*
+	 * A table still draining needs a tick newer than its switch; on an idle
+	 * leader none would come, so ask for one.
+	 */
+	spi_check(SPI_execute("SELECT 1 FROM repl.log_state WHERE state OPERATOR(pg_catalog.=) 'draining'",
+						  true, 1), SPI_OK_SELECT, "draining tables");
+	if (SPI_processed > 0)
+	{
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		repl_shared->tick_requested++;
+		LWLockRelease(repl_shared->lock);
+	}
 }
 
 /*
