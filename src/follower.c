@@ -381,7 +381,15 @@ compare_definitions(SPITupleTable *local, uint64 nlocal, ReplResult *remote,
 		bool		table_missing = false;
 
 		if (strcmp(item, "rows") == 0)
+		{
+			if (strcmp(def, "empty") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("replicated table %s already has rows on the leader", t),
+						 errdetail("repl_ext 1.0 does not copy existing rows to a new follower, so the follower would miss them."),
+						 errhint("Add followers before loading data into replicated tables.")));
 			continue;
+		}
 		for (j = 0; j < remote->ntuples; j++)
 		{
 			if (strcmp(repl_result_value(remote, j, 0), t) != 0)

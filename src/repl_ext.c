@@ -15,6 +15,7 @@
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lwlock.h"
 
 #include "guc.h"
 #include "shmem.h"
@@ -56,5 +57,10 @@ repl_check_installable(PG_FUNCTION_ARGS)
 				 errdetail("repl_ext.database names the database whose tables repl_ext replicates."),
 				 errhint("Set repl_ext.database = '%s' in postgresql.conf and restart the server to use this database.",
 						 dbname)));
+
+	/* a new install starts writing into repl.log_0 */
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	repl_shared->cur_log_valid = false;
+	LWLockRelease(repl_shared->lock);
 	PG_RETURN_VOID();
 }
