@@ -504,7 +504,7 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 		st.estate->es_tupleTable = NIL;
 		MemoryContextReset(st.rowcxt);
 
-		/* the next change must see this one (a batch often touches a row twice) */
+		/* the next change must see this one: batches touch rows twice */
 		CommandCounterIncrement();
 		st.estate->es_output_cid = GetCurrentCommandId(true);
 	}

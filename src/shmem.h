@@ -55,8 +55,7 @@ typedef struct ReplShared
 	PGPROC	   *supervisor;		/* supervisor's PGPROC, NULL if not running */
 	pg_atomic_uint64 next_seq;	/* atomic: next change sequence number */
 	pg_atomic_uint64 commits;	/* atomic: commits that wrote the log */
-	pg_atomic_uint32 config_generation; /* atomic: bumped when catalogs
-										 * change */
+	pg_atomic_uint32 config_generation; /* atomic: catalog changes */
 	pg_atomic_uint32 cur_log;	/* atomic: log table triggers write into */
 	bool		cur_log_valid;	/* cur_log has been loaded from the catalog */
 	int64		tick_requested; /* number of fresh-tick requests */
