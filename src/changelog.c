@@ -16,9 +16,9 @@
  * transactions visible in B's snapshot but not in A's: whole transactions,
  * in commit order between batches, never one still in flight.  A long
  * transaction delays only itself.  Before a tick commits, WAL is flushed up
- * to the current insert position, which covers the commit records of every
- * transaction the tick's snapshot sees: with synchronous_commit = off a
- * follower can never get a transaction the leader could still lose.
+ * to the end of the tick's own row, which lies after the commit record of
+ * every transaction the tick's snapshot sees: with synchronous_commit = off
+ * a follower can never get a transaction the leader could still lose.
  *
  * Rotation.  Triggers write to repl.log_N, N = shared cur_log.  Every
  * repl_ext.log_rotate_interval the supervisor moves to the next table (which
@@ -308,8 +308,12 @@ repl_cut_tick(void)
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 
-	/* see file header: the tick's transactions must be durable first */
-	XLogFlush(GetXLogInsertRecPtr());
+	/*
+	 * See file header: the tick's transactions must be durable first.  Our
+	 * own insert above came after the snapshot, so its end lies after the
+	 * commit record of every transaction the snapshot sees.
+	 */
+	XLogFlush(XactLastRecEnd);
 	return tick_id;
 }
 

@@ -34,6 +34,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -341,6 +342,8 @@ repl_supervisor_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(repl_database, NULL, 0);
 	pgstat_report_appname("repl_ext supervisor");
+	/* ticks and log housekeeping must be durable whatever the server default */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	repl_shared->supervisor = MyProc;
