@@ -12,6 +12,8 @@
  *			bytes changed (new values); no change at all logs nothing
  * On a follower it refuses the write: the only way in is apply, which runs
  * with session_replication_role = replica so that the trigger does not fire.
+ * Followers also get it as a BEFORE ROW trigger (repl_ext_protect), so a
+ * write is refused before any constraint check can report something else.
  *
  * "Changed" compares the stored datums byte for byte (datumIsEqual), so
  * numeric 1.0 -> 1.00 and float 0 -> -0 are changes, and an unchanged TOAST
@@ -56,6 +58,7 @@ PG_FUNCTION_INFO_V1(repl_remove_table);
 
 #define CAPTURE_TRIGGER_NAME	"repl_ext_capture"
 #define TRUNCATE_TRIGGER_NAME	"repl_ext_truncate"
+#define PROTECT_TRIGGER_NAME	"repl_ext_protect"
 
 /*
  * Append the value of column attidx of tuple to buf.
@@ -174,6 +177,17 @@ build_row_image(StringInfo buf, ReplRelInfo *ri, TriggerData *td, char op)
 	return false;				/* keep compiler quiet */
 }
 
+static void
+refuse_follower_write(Relation rel, const ReplLocalNode *node)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("cannot modify replicated table \"%s\" on a follower",
+					RelationGetRelationName(rel)),
+			 errdetail("This node \"%s\" follows leader \"%s\"; write to the leader instead.",
+					   node->node_name, node->leader_name)));
+}
+
 /*
  * repl_capture_trigger
  *		Trigger function of every replicated table (see file header).
@@ -190,6 +204,21 @@ repl_capture_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("repl.capture_trigger() was not called by the trigger manager")));
+	rel = td->tg_relation;
+	repl_check_preloaded();
+	node = repl_local_node();
+
+	/*
+	 * BEFORE ROW: the protection trigger of followers, so that a refused
+	 * write is refused before any constraint is checked.
+	 */
+	if (TRIGGER_FIRED_BEFORE(td->tg_event) && TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	{
+		if (node->role == REPL_ROLE_FOLLOWER)
+			refuse_follower_write(rel, node);
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
+							   td->tg_newtuple : td->tg_trigtuple);
+	}
 	if (!TRIGGER_FIRED_AFTER(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -208,17 +237,8 @@ repl_capture_trigger(PG_FUNCTION_ARGS)
 	else
 		op = REPL_OP_DELETE;
 
-	rel = td->tg_relation;
-	repl_check_preloaded();
-	node = repl_local_node();
-
 	if (node->role == REPL_ROLE_FOLLOWER)
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot modify replicated table \"%s\" on a follower",
-						RelationGetRelationName(rel)),
-				 errdetail("This node \"%s\" follows leader \"%s\"; write to the leader instead.",
-						   node->node_name, node->leader_name)));
+		refuse_follower_write(rel, node);
 	if (node->role != REPL_ROLE_LEADER)
 		return PointerGetDatum(NULL);
 
@@ -337,6 +357,11 @@ repl_install_capture(Relation rel)
 				   " FOR EACH STATEMENT EXECUTE FUNCTION repl.capture_trigger()",
 				   qualname);
 	run_spi(sql, SPI_OK_UTILITY);
+	if (repl_local_node()->role == REPL_ROLE_FOLLOWER)
+		run_spi(psprintf("CREATE TRIGGER " PROTECT_TRIGGER_NAME
+						 " BEFORE INSERT OR UPDATE OR DELETE ON %s"
+						 " FOR EACH ROW EXECUTE FUNCTION repl.capture_trigger()",
+						 qualname), SPI_OK_UTILITY);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetDatum(get_namespace_name(RelationGetNamespace(rel)));
@@ -376,6 +401,8 @@ repl_uninstall_capture(Oid relid)
 	run_spi(psprintf("DROP TRIGGER IF EXISTS " CAPTURE_TRIGGER_NAME " ON %s",
 					 qualname), SPI_OK_UTILITY);
 	run_spi(psprintf("DROP TRIGGER IF EXISTS " TRUNCATE_TRIGGER_NAME " ON %s",
+					 qualname), SPI_OK_UTILITY);
+	run_spi(psprintf("DROP TRIGGER IF EXISTS " PROTECT_TRIGGER_NAME " ON %s",
 					 qualname), SPI_OK_UTILITY);
 	return true;
 }

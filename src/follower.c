@@ -169,6 +169,7 @@ void
 repl_local_node_changed(void)
 {
 	CacheInvalidateRelcacheByRelid(repl_catalog_relid("local_node"));
+	CommandCounterIncrement();
 	local_node_valid = false;
 }
 
@@ -1032,6 +1033,8 @@ repl_follower_attach(PG_FUNCTION_ARGS)
 	spi_exec("INSERT INTO repl.local_node (node_name, role, leader_name, epoch, applied_tick, applied_at)"
 			 " VALUES ($1, 'follower', $2, $3, $4, pg_catalog.now())",
 			 4, types, values, NULL, SPI_OK_INSERT);
+	/* the triggers installed below must see the follower role */
+	repl_local_node_changed();
 	deconstruct_array(tables, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &elemnulls, &nelems);
 	for (i = 0; i < nelems; i++)

@@ -102,9 +102,14 @@ SELECT key, data->>'id' AS id FROM repl.changes WHERE relation = 'public.fmt'
 
 -- the trigger refuses to be called wrongly
 CREATE TABLE wrong (id int PRIMARY KEY);
-CREATE TRIGGER before_trg BEFORE INSERT ON wrong FOR EACH ROW
+CREATE TRIGGER before_trg BEFORE INSERT ON wrong FOR EACH STATEMENT
 	EXECUTE FUNCTION repl.capture_trigger();
 INSERT INTO wrong VALUES (1);
+DROP TRIGGER before_trg ON wrong;
+CREATE TRIGGER stmt_trg AFTER INSERT ON wrong FOR EACH STATEMENT
+	EXECUTE FUNCTION repl.capture_trigger();
+INSERT INTO wrong VALUES (1);
+SELECT repl.capture_trigger();
 DROP TABLE wrong;
 
 SELECT repl.remove_table('fmt');

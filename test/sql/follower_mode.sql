@@ -14,9 +14,11 @@ SELECT repl.follower_attach('f1', 'other', 1, 7, ARRAY['public.fm']);
 SELECT node_name, role, leader_name, epoch, applied_position FROM repl.node_info();
 SELECT relid, identity FROM repl.tables;
 
-\set VERBOSITY verbose
 INSERT INTO fm VALUES (2, 'x');
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+-- refused before constraints are checked: this key exists
+INSERT INTO fm VALUES (1, 'duplicate');
+SELECT tgname, tgtype FROM pg_trigger WHERE tgrelid = 'fm'::regclass ORDER BY 1;
 UPDATE fm SET v = 'y';
 DELETE FROM fm;
 TRUNCATE fm;
