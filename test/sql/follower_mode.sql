@@ -41,6 +41,35 @@ SELECT repl.apply_batch('\x52504c4201ffffffff'::bytea);
 SELECT applied_position FROM repl.node_info();
 SELECT * FROM fm ORDER BY id;
 
+-- well-formed batches, built by hand (format: src/protocol.c)
+CREATE FUNCTION pg_temp.batch(leader text, from_pos bigint, to_pos bigint,
+							  changes bytea DEFAULT NULL) RETURNS bytea
+LANGUAGE sql AS $$
+SELECT '\x52504c4201'::bytea || int4send(octet_length(leader)) || convert_to(leader, 'UTF8')
+	   || int4send(6) || int8send(1) || int8send(from_pos) || int8send(to_pos) || int8send(0)
+	   || CASE WHEN changes IS NULL THEN int4send(0) || int4send(0)
+			   ELSE int4send(1) || int4send(6) || convert_to('public', 'UTF8')
+					|| int4send(2) || convert_to('fm', 'UTF8') || int4send(1) || changes END
+$$;
+-- one INSERT of (3, 'from boss'): key part empty, two columns
+CREATE FUNCTION pg_temp.insert_change() RETURNS bytea LANGUAGE sql AS $$
+SELECT int4send(0) || '\x49'::bytea
+	   || int4send(32)
+	   || int2send(0::int2) || int2send(2::int2)
+	   || '\x02'::bytea || convert_to('id', 'UTF8') || '\x62'::bytea || int4send(4) || int4send(3)
+	   || '\x01'::bytea || convert_to('v', 'UTF8') || '\x74'::bytea || int4send(9) || convert_to('from boss', 'UTF8')
+$$;
+SELECT repl.apply_batch(pg_temp.batch('intruder', 7, 8));
+SELECT repl.apply_batch(pg_temp.batch('boss', 9, 10));
+SELECT repl.apply_batch(pg_temp.batch('boss', 7, 8, pg_temp.insert_change()));
+SELECT * FROM fm ORDER BY id;
+-- the same batch again: already applied, nothing happens
+SELECT repl.apply_batch(pg_temp.batch('boss', 7, 8, pg_temp.insert_change()));
+SELECT * FROM fm ORDER BY id;
+-- a cut-off batch changes nothing
+SELECT repl.apply_batch(substr(pg_temp.batch('boss', 8, 9, pg_temp.insert_change()), 1, 80));
+SELECT applied_position FROM repl.node_info();
+
 SELECT repl.follower_detach('other');
 SELECT repl.follower_detach('boss');
 SELECT node_name, role FROM repl.node_info();
