@@ -481,74 +481,55 @@ log_table_event(Relation rel, char op)
 	pfree(buf.data);
 }
 
-/* Open rel for add_table/remove_table, with the checks both share. */
-static Relation
-open_for_admin(Oid relid)
+/*
+ * Body of add_table (add) and remove_table (!add): leader only; the change
+ * is logged, so followers start or stop at the same point of the stream.
+ */
+static bool
+set_replicated(FunctionCallInfo fcinfo, bool add)
 {
+	const char *funcname = add ? "repl.add_table" : "repl.remove_table";
+	Relation	rel;
+	bool		changed;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table must not be null")));
 	repl_check_preloaded();
-	return table_open(relid, ShareRowExclusiveLock);
+	repl_require_role(REPL_ROLE_LEADER, funcname);
+	rel = table_open(PG_GETARG_OID(0), ShareRowExclusiveLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	changed = add ? repl_install_capture(rel) :
+		repl_uninstall_capture(RelationGetRelid(rel));
+	SPI_finish();
+	if (changed)
+		log_table_event(rel, add ? REPL_OP_ADD_TABLE : REPL_OP_REMOVE_TABLE);
+	table_close(rel, NoLock);
+	return changed;
 }
 
 /*
  * repl.add_table(rel regclass) returns boolean
- *		Start replicating rel.  On the leader only; followers learn about it
- *		through the change stream, at the same point as the data.
+ *		Start replicating rel; false if it already was.
  */
 Datum
 repl_add_table(PG_FUNCTION_ARGS)
 {
-	Oid			relid;
-	Relation	rel;
-	bool		added;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("table must not be null")));
-	relid = PG_GETARG_OID(0);
-	repl_check_preloaded();
-	repl_require_role(REPL_ROLE_LEADER, "repl.add_table");
-	rel = open_for_admin(relid);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	added = repl_install_capture(rel);
-	SPI_finish();
-	if (added)
-		log_table_event(rel, REPL_OP_ADD_TABLE);
-	table_close(rel, NoLock);
-	PG_RETURN_BOOL(added);
+	PG_RETURN_BOOL(set_replicated(fcinfo, true));
 }
 
 /*
  * repl.remove_table(rel regclass) returns boolean
- *		Stop replicating rel.  Followers stop at the same point of the stream
- *		and can then write to their copy.
+ *		Stop replicating rel; false if it was not.  Followers can then write
+ *		to their copy.
  */
 Datum
 repl_remove_table(PG_FUNCTION_ARGS)
 {
-	Oid			relid;
-	Relation	rel;
-	bool		removed;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("table must not be null")));
-	relid = PG_GETARG_OID(0);
-	repl_check_preloaded();
-	repl_require_role(REPL_ROLE_LEADER, "repl.remove_table");
-	rel = open_for_admin(relid);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	removed = repl_uninstall_capture(relid);
-	SPI_finish();
-	if (removed)
-		log_table_event(rel, REPL_OP_REMOVE_TABLE);
-	table_close(rel, NoLock);
-	PG_RETURN_BOOL(removed);
+	PG_RETURN_BOOL(set_replicated(fcinfo, false));
 }
 
 /* Render one column of a row image as JSON text (NULL -> JSON null). */
