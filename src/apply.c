@@ -54,6 +54,7 @@ typedef struct ApplyRel
 {
 	char	   *nspname;
 	char	   *relname;
+	char	   *qualname;		/* quoted, for messages */
 	Oid			relid;
 	Relation	rel;			/* NULL until first used, or after TRUNCATE */
 	ResultRelInfo *rri;
@@ -102,13 +103,14 @@ resolve_relations(ApplyState *st)
 		ApplyRel   *ar = &st->rels[i];
 		RangeTblEntry *rte;
 
+		ar->qualname = quote_qualified_identifier(ar->nspname, ar->relname);
 		ar->relid = RangeVarGetRelid(makeRangeVar(ar->nspname, ar->relname, -1),
 									 RowExclusiveLock, true);
 		if (!OidIsValid(ar->relid))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("replicated table %s does not exist on this follower",
-							quote_qualified_identifier(ar->nspname, ar->relname)),
+							ar->qualname),
 					 errhint("Create it with the same definition as on the leader; replication resumes on the next retry.")));
 		ar->registered = list_member_oid(st->registered, ar->relid);
 		rte = makeNode(RangeTblEntry);
@@ -314,12 +316,11 @@ apply_delete(ApplyState *st, ApplyRel *ar, StringInfo data)
 static void
 apply_truncate(ApplyState *st, ApplyRel *ar)
 {
-	char	   *qualname = quote_qualified_identifier(ar->nspname, ar->relname);
 	int			rc;
 
 	/* TRUNCATE refuses a relation this session still has open */
 	close_apply_rel(ar);
-	rc = SPI_execute(psprintf("TRUNCATE ONLY %s", qualname), false, 0);
+	rc = SPI_execute(psprintf("TRUNCATE ONLY %s", ar->qualname), false, 0);
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "SPI_execute failed for TRUNCATE: %s",
 			 SPI_result_code_string(rc));
@@ -465,8 +466,7 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		repl_proto_get_change(&msg, &st.hdr, &relidx, &op, &data);
 		st.change_no = i + 1;
-		st.current_rel = quote_qualified_identifier(st.rels[relidx].nspname,
-													st.rels[relidx].relname);
+		st.current_rel = st.rels[relidx].qualname;
 		ar = open_apply_rel(&st, relidx);
 		if (op != REPL_OP_ADD_TABLE && !ar->registered)
 			ereport(ERROR,
