@@ -492,6 +492,15 @@ repl_add_follower(PG_FUNCTION_ARGS)
 
 	repl_check_preloaded();
 	repl_require_role(REPL_ROLE_LEADER, "repl.add_follower");
+	/*
+	 * Accepting the flag without waiting for the follower at commit would
+	 * promise a durability that is not there.
+	 */
+	if (synchronous)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("synchronous followers are not supported by repl_ext 1.0"),
+				 errhint("Add the follower with synchronous => false.")));
 	node = repl_local_node();
 	if (strcmp(name, node->node_name) == 0)
 		ereport(ERROR,
@@ -520,18 +529,6 @@ repl_add_follower(PG_FUNCTION_ARGS)
 				(errmsg("node \"%s\" is already a follower, skipping", name)));
 		SPI_finish();
 		PG_RETURN_VOID();
-	}
-	if (synchronous)
-	{
-		spi_exec("SELECT node_name FROM repl.followers WHERE synchronous",
-				 0, NULL, NULL, NULL, SPI_OK_SELECT);
-		if (SPI_processed > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("follower \"%s\" is already synchronous",
-							SPI_getvalue(SPI_tuptable->vals[0],
-										 SPI_tuptable->tupdesc, 1)),
-					 errdetail("At most one follower can be synchronous.")));
 	}
 	position = repl_latest_tick();
 	tables = repl_replicated_table_names(callercxt);
