@@ -9,7 +9,7 @@ SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS        = setup add_table capture_format refusals follower_mode teardown
 REGRESS_OPTS   = --inputdir=test --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
-ISOLATION      = iso_concurrent_update iso_rollback
+ISOLATION      = iso_batch_cut iso_concurrent_update iso_rollback
 ISOLATION_OPTS = --inputdir=test --outputdir=. --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/isolation.conf
 TAP_TESTS      = 1
 PROVE_TESTS    = test/t/*.pl

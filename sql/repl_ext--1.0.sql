@@ -69,6 +69,26 @@ CREATE INDEX log_0_txid ON repl.log_0 (txid);
 CREATE INDEX log_1_txid ON repl.log_1 (txid);
 CREATE INDEX log_2_txid ON repl.log_2 (txid);
 
+-- The changes of one batch: those of the transactions visible in to_snap but
+-- not in from_snap, in log order.  Transactions at or above from_snap's xmax
+-- come from an index range scan; those in flight at from_snap are listed
+-- explicitly, so a long transaction does not widen the scan.  Inlined by the
+-- planner, so the log tables' indexes are used.
+CREATE FUNCTION repl.batch_changes(from_snap pg_catalog.pg_snapshot,
+	to_snap pg_catalog.pg_snapshot)
+RETURNS SETOF repl.log
+LANGUAGE sql STABLE AS $$
+SELECT l.* FROM repl.log l
+ WHERE (l.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(from_snap)
+		AND l.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(to_snap)
+		AND pg_catalog.pg_visible_in_snapshot(l.txid, to_snap))
+	OR l.txid OPERATOR(pg_catalog.=) ANY (ARRAY(
+		SELECT x FROM pg_catalog.pg_snapshot_xip(from_snap) x
+		 WHERE pg_catalog.pg_visible_in_snapshot(x, to_snap)))
+$$;
+COMMENT ON FUNCTION repl.batch_changes(pg_catalog.pg_snapshot, pg_catalog.pg_snapshot) IS
+'The logged changes of the transactions visible in to_snap but not in from_snap: one batch';
+
 -- State of each log table: 'current' (written to), 'draining' (no longer
 -- written to by transactions below switch_xmax) or 'empty'.
 CREATE TABLE repl.log_state (

@@ -13,7 +13,8 @@
  *
  * Ticks.  The supervisor records pg_current_snapshot() in repl.tick after
  * new commits.  The batch between ticks A and B holds the changes of the
- * transactions visible in B's snapshot but not in A's: whole transactions,
+ * transactions visible in B's snapshot but not in A's (SQL function
+ * repl.batch_changes, the one definition of a batch): whole transactions,
  * in commit order between batches, never one still in flight.  A long
  * transaction delays only itself.  Before a tick commits, WAL is flushed up
  * to the end of the tick's own row, which lies after the commit record of
@@ -65,20 +66,6 @@
 #include "protocol.h"
 #include "repl_ext.h"
 #include "shmem.h"
-
-/*
- * The changes of the transactions visible in snapshot $2 but not in $1.
- * Transactions at or above $1's xmax come from an index range scan; those
- * in flight at $1 are listed explicitly, so a long transaction does not
- * widen the scan.
- */
-#define BATCH_PREDICATE \
-	"((l.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax($1)" \
-	"  AND l.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax($2)" \
-	"  AND pg_catalog.pg_visible_in_snapshot(l.txid, $2))" \
-	" OR l.txid OPERATOR(pg_catalog.=) ANY (ARRAY(" \
-	"  SELECT x FROM pg_catalog.pg_snapshot_xip($1) x" \
-	"   WHERE pg_catalog.pg_visible_in_snapshot(x, $2))))"
 
 /* Backend-local cache of the log tables' OIDs. */
 typedef struct LogCatalog
@@ -293,15 +280,9 @@ repl_cut_tick(void)
 						  " INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
 						  " SELECT coalesce((SELECT tick_id FROM prev), 0) + 1,"
 						  "        cur.snap, pg_catalog.clock_timestamp(),"
-						  "        (SELECT pg_catalog.count(*) FROM repl.log l,"
-						  "           LATERAL (SELECT coalesce((SELECT snap FROM prev),"
-						  "                    '1:1:'::pg_catalog.pg_snapshot) AS p) pr"
-						  "          WHERE ((l.txid OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmax(pr.p)"
-						  "            AND l.txid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmax(cur.snap)"
-						  "            AND pg_catalog.pg_visible_in_snapshot(l.txid, cur.snap))"
-						  "           OR l.txid OPERATOR(pg_catalog.=) ANY (ARRAY("
-						  "            SELECT x FROM pg_catalog.pg_snapshot_xip(pr.p) x"
-						  "             WHERE pg_catalog.pg_visible_in_snapshot(x, cur.snap)))))"
+						  "        (SELECT pg_catalog.count(*) FROM repl.batch_changes("
+						  "           coalesce((SELECT snap FROM prev), '1:1:'::pg_catalog.pg_snapshot),"
+						  "           cur.snap))"
 						  "   FROM cur RETURNING tick_id", false, 0),
 			  SPI_OK_INSERT_RETURNING, "tick insert");
 	tick_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -495,8 +476,8 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 		argtypes[1] = snaptype;
 		args[0] = from_snap;
 		args[1] = to_snap;
-		plan = SPI_prepare("SELECT l.relid, l.op, l.data FROM repl.log l"
-						   " WHERE " BATCH_PREDICATE " ORDER BY l.seq",
+		plan = SPI_prepare("SELECT b.relid, b.op, b.data"
+						   "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
 						   2, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
