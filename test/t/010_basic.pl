@@ -135,6 +135,20 @@ for my $sql ('INSERT INTO data (id) VALUES (-1)', 'UPDATE data SET t = NULL',
 }
 is($f1->safe_psql('postgres', 'SELECT count(*) FROM data'), '500', 'reads work on a follower');
 
+# the per-relation cache follows ALTER TABLE: a session that already wrote
+# to the table sees the new column after another session adds it
+my $bg = $leader->background_psql('postgres', on_error_stop => 1);
+$bg->query_safe("INSERT INTO data (id, t) VALUES (900, 'before alter')");
+$_->safe_psql('postgres', 'ALTER TABLE data ADD COLUMN extra text DEFAULT \'d\'')
+  for ($f1, $f2, $leader);
+$bg->query_safe("INSERT INTO data (id, t, extra) VALUES (901, 'after alter', 'new column')");
+$bg->query_safe("UPDATE data SET extra = 'changed' WHERE id = 900");
+$bg->quit;
+wait_catchup($leader);
+compare_nodes($leader, $_, 'data', 'id') for ($f1, $f2);
+is($f2->safe_psql('postgres', 'SELECT extra FROM data WHERE id IN (900, 901) ORDER BY id'),
+	"changed\nnew column", 'new column captured by a session that cached the table before');
+
 # a table added later replicates from that point; remove_table stops it
 $leader->safe_psql('postgres', q{
 SELECT repl.add_table('later');
