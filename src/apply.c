@@ -58,6 +58,8 @@ typedef struct ApplyRel
 	Oid			relid;
 	Relation	rel;			/* NULL until first used, or after TRUNCATE */
 	ResultRelInfo *rri;
+	/* search, local and new row; in es_tupleTable, cleared after each change */
+	TupleTableSlot *slots[3];
 	bool		registered;		/* in repl.replicated_tables here */
 } ApplyRel;
 
@@ -135,7 +137,21 @@ open_apply_rel(ApplyState *st, int idx)
 	ar->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(ar->rri, ar->rel, idx + 1, NULL, 0);
 	ExecOpenIndices(ar->rri, false);
+	ar->slots[0] = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	ar->slots[1] = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	ar->slots[2] = table_slot_create(ar->rel, &st->estate->es_tupleTable);
 	return ar;
+}
+
+/* Drop the buffer pins the relation's slots hold. */
+static void
+clear_apply_slots(ApplyRel *ar)
+{
+	int			i;
+
+	for (i = 0; i < 3; i++)
+		if (ar->slots[i])
+			ExecClearTuple(ar->slots[i]);
 }
 
 static void
@@ -143,6 +159,13 @@ close_apply_rel(ApplyRel *ar)
 {
 	if (ar->rel == NULL)
 		return;
+	clear_apply_slots(ar);
+	/* the executor's trigger slots hold the last row they fetched */
+	if (ar->rri->ri_TrigOldSlot)
+		ExecClearTuple(ar->rri->ri_TrigOldSlot);
+	if (ar->rri->ri_TrigNewSlot)
+		ExecClearTuple(ar->rri->ri_TrigNewSlot);
+	memset(ar->slots, 0, sizeof(ar->slots));
 	ExecCloseIndices(ar->rri);
 	table_close(ar->rel, NoLock);
 	ar->rel = NULL;
@@ -234,7 +257,7 @@ static void
 find_row(ApplyState *st, ApplyRel *ar, ReplRelInfo *ri, StringInfo data,
 		 TupleTableSlot *localslot, const char *what)
 {
-	TupleTableSlot *searchslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	TupleTableSlot *searchslot = ar->slots[0];
 	bool		found;
 
 	ExecClearTuple(searchslot);
@@ -262,7 +285,7 @@ static void
 apply_insert(ApplyState *st, ApplyRel *ar, StringInfo data)
 {
 	ReplRelInfo *ri = repl_relinfo_get(ar->rel);
-	TupleTableSlot *slot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	TupleTableSlot *slot = ar->slots[2];
 
 	if (repl_proto_get_count(data) != 0)
 		ereport(ERROR,
@@ -279,8 +302,8 @@ static void
 apply_update(ApplyState *st, ApplyRel *ar, StringInfo data)
 {
 	ReplRelInfo *ri = repl_relinfo_get(ar->rel);
-	TupleTableSlot *localslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
-	TupleTableSlot *newslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	TupleTableSlot *localslot = ar->slots[1];
+	TupleTableSlot *newslot = ar->slots[2];
 	EPQState	epqstate;
 
 	find_row(st, ar, ri, data, localslot, "update");
@@ -300,7 +323,7 @@ static void
 apply_delete(ApplyState *st, ApplyRel *ar, StringInfo data)
 {
 	ReplRelInfo *ri = repl_relinfo_get(ar->rel);
-	TupleTableSlot *localslot = table_slot_create(ar->rel, &st->estate->es_tupleTable);
+	TupleTableSlot *localslot = ar->slots[1];
 	EPQState	epqstate;
 
 	find_row(st, ar, ri, data, localslot, "delete");
@@ -500,8 +523,9 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 								op)));
 		}
 		MemoryContextSwitchTo(oldcxt);
-		ExecResetTupleTable(st.estate->es_tupleTable, false);
-		st.estate->es_tupleTable = NIL;
+		/* slots may point into rowcxt (values) and pin buffers */
+		if (ar->rel)
+			clear_apply_slots(ar);
 		MemoryContextReset(st.rowcxt);
 
 		/* the next change must see this one: batches touch rows twice */
@@ -517,6 +541,7 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 
 	/* fire ALWAYS / REPLICA after-row triggers, then clean up */
 	AfterTriggerEndQuery(st.estate);
+	ExecResetTupleTable(st.estate->es_tupleTable, false);
 	for (i = 0; i < st.hdr.nrels; i++)
 		close_apply_rel(&st.rels[i]);
 	FreeExecutorState(st.estate);

@@ -504,9 +504,23 @@ set_replicated(FunctionCallInfo fcinfo, bool add)
 		elog(ERROR, "SPI_connect failed");
 	changed = add ? repl_install_capture(rel) :
 		repl_uninstall_capture(RelationGetRelid(rel));
+	if (changed && !add)
+	{
+		/* followers keep their copy; adding it again copies it afresh */
+		Datum		arg = ObjectIdGetDatum(RelationGetRelid(rel));
+		Oid			argtype = OIDOID;
+
+		if (SPI_execute_with_args("DELETE FROM repl.follower_tables WHERE relid OPERATOR(pg_catalog.=) $1",
+								  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not update repl.follower_tables");
+	}
 	SPI_finish();
 	if (changed)
+	{
 		log_table_event(rel, add ? REPL_OP_ADD_TABLE : REPL_OP_REMOVE_TABLE);
+		/* senders look for tables to copy when the generation moves */
+		repl_wake_supervisor_at_commit();
+	}
 	table_close(rel, NoLock);
 	return changed;
 }

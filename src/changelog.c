@@ -263,27 +263,40 @@ spi_check(int rc, int expected, const char *what)
  *		which must commit right after (the supervisor's).  Tick cutters are
  *		serialized by an EXCLUSIVE lock on repl.tick, and each snapshot is
  *		taken after the lock, so snapshots grow with tick ids.
+ *
+ *		snapshot is NULL for this transaction's own snapshot, or the text of
+ *		a snapshot another session took after this transaction locked
+ *		repl.tick (see repl_lock_ticks): the copy for a new follower makes its
+ *		snapshot a tick that way, so the follower starts exactly there.
  */
 int64
-repl_cut_tick(void)
+repl_cut_tick(const char *snapshot)
 {
 	int64		tick_id;
 	bool		isnull;
+	Datum		arg = (Datum) 0;
+	Oid			argtype = TEXTOID;
+	char		nulls[1] = {' '};
 
+	repl_lock_ticks();
 	SPI_connect();
-	spi_check(SPI_execute("LOCK TABLE repl.tick IN EXCLUSIVE MODE", false, 0),
-			  SPI_OK_UTILITY, "LOCK repl.tick");
-	spi_check(SPI_execute("WITH prev AS ("
-						  "  SELECT tick_id, snap FROM repl.tick"
-						  "   ORDER BY tick_id DESC LIMIT 1),"
-						  " cur AS (SELECT pg_catalog.pg_current_snapshot() AS snap)"
-						  " INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
-						  " SELECT coalesce((SELECT tick_id FROM prev), 0) + 1,"
-						  "        cur.snap, pg_catalog.clock_timestamp(),"
-						  "        (SELECT pg_catalog.count(*) FROM repl.batch_changes("
-						  "           coalesce((SELECT snap FROM prev), '1:1:'::pg_catalog.pg_snapshot),"
-						  "           cur.snap))"
-						  "   FROM cur RETURNING tick_id", false, 0),
+	if (snapshot == NULL)
+		nulls[0] = 'n';
+	else
+		arg = CStringGetTextDatum(snapshot);
+	spi_check(SPI_execute_with_args("WITH prev AS ("
+									"  SELECT tick_id, snap FROM repl.tick"
+									"   ORDER BY tick_id DESC LIMIT 1),"
+									" cur AS (SELECT coalesce($1::pg_catalog.pg_snapshot,"
+									"                         pg_catalog.pg_current_snapshot()) AS snap)"
+									" INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
+									" SELECT coalesce((SELECT tick_id FROM prev), 0) + 1,"
+									"        cur.snap, pg_catalog.clock_timestamp(),"
+									"        (SELECT pg_catalog.count(*) FROM repl.batch_changes("
+									"           coalesce((SELECT snap FROM prev), '1:1:'::pg_catalog.pg_snapshot),"
+									"           cur.snap))"
+									"   FROM cur RETURNING tick_id",
+									1, &argtype, &arg, nulls, false, 0),
 			  SPI_OK_INSERT_RETURNING, "tick insert");
 	tick_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
@@ -296,6 +309,16 @@ repl_cut_tick(void)
 	 */
 	XLogFlush(XactLastRecEnd);
 	return tick_id;
+}
+
+/*
+ * repl_lock_ticks
+ *		Keep other sessions from cutting ticks until this transaction ends.
+ */
+void
+repl_lock_ticks(void)
+{
+	LockRelationOid(repl_catalog_relid("tick"), ExclusiveLock);
 }
 
 /*
@@ -397,7 +420,8 @@ batch_rel_index(BatchRels *rels, Oid relid, char op, StringInfo data)
  */
 bool
 repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
-				int64 epoch, MemoryContext outcxt, ReplBatch *batch)
+				int64 epoch, const char *node_name, MemoryContext outcxt,
+				ReplBatch *batch)
 {
 	MemoryContext callercxt = outcxt;
 	Datum		args[2];
@@ -471,18 +495,47 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	{
 		Oid			snaptype = TypenameGetTypid("pg_snapshot");
 		SPIPlanPtr	plan;
+		Datum		args3[3];
+		Oid			argtypes3[3];
 
-		argtypes[0] = snaptype;
-		argtypes[1] = snaptype;
-		args[0] = from_snap;
-		args[1] = to_snap;
-		plan = SPI_prepare("SELECT b.relid, b.op, b.data"
-						   "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
-						   2, argtypes);
+		/*
+		 * Tables copied to this follower at a snapshot newer than from_tick:
+		 * their changes from transactions that snapshot sees are in the copy
+		 * already (see repl.follower_tables).
+		 */
+		argtypes3[0] = snaptype;
+		argtypes3[1] = snaptype;
+		argtypes3[2] = TEXTOID;
+		args3[0] = from_snap;
+		args3[1] = to_snap;
+		args3[2] = CStringGetTextDatum(node_name);
+		argtypes[0] = TEXTOID;
+		argtypes[1] = INT8OID;
+		args[0] = args3[2];
+		args[1] = Int64GetDatum(from_tick);
+		spi_check(SPI_execute_with_args("SELECT 1 FROM repl.follower_tables"
+										" WHERE node_name OPERATOR(pg_catalog.=) $1"
+										"   AND sync_tick OPERATOR(pg_catalog.>) $2 LIMIT 1",
+										2, argtypes, args, NULL, true, 1),
+				  SPI_OK_SELECT, "copy filter lookup");
+		if (SPI_processed > 0)
+			plan = SPI_prepare(psprintf("SELECT b.relid, b.op, b.data"
+										"  FROM repl.batch_changes($1, $2) b"
+										" WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
+										"   WHERE f.node_name OPERATOR(pg_catalog.=) $3"
+										"     AND f.relid OPERATOR(pg_catalog.=) b.relid"
+										"     AND f.sync_tick OPERATOR(pg_catalog.>) " INT64_FORMAT
+										"     AND pg_catalog.pg_visible_in_snapshot(b.txid, f.sync_snap))"
+										" ORDER BY b.seq", from_tick),
+							   3, argtypes3);
+		else
+			plan = SPI_prepare("SELECT b.relid, b.op, b.data"
+							   "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
+							   2, argtypes3);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s",
 				 SPI_result_code_string(SPI_result));
-		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+		portal = SPI_cursor_open(NULL, plan, args3, NULL, true);
 		for (;;)
 		{
 			SPI_cursor_fetch(portal, true, 1000);

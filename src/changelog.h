@@ -23,11 +23,13 @@ typedef struct ReplBatch
 } ReplBatch;
 
 extern void repl_log_write(Oid relid, char op, const char *data, int len);
-extern int64 repl_cut_tick(void);
+extern int64 repl_cut_tick(const char *snapshot);
+extern void repl_lock_ticks(void);
 extern int64 repl_latest_tick(void);
 extern bool repl_read_batch(int64 from_tick, int64 max_changes,
 							const char *leader_name, int64 epoch,
-							MemoryContext outcxt, ReplBatch *batch);
+							const char *node_name, MemoryContext outcxt,
+							ReplBatch *batch);
 extern bool repl_tick_exists(int64 tick_id);
 extern void repl_log_startup(void);
 extern void repl_log_maintain(void);

@@ -11,12 +11,12 @@
  * re-read it after the change commits.  The cached applied_tick is only a
  * hint: apply reads the position under a row lock.
  *
- * add_follower works in this order so that a failure leaves nothing behind
- * on either node: checks on the leader, connect, checks on the follower
- * (extension, role, every replicated table with the same columns and key,
- * empty), attach the follower, insert the follower's row on the leader.  If
- * the leader's transaction then fails, the follower is attached to a leader
- * that does not know it, and calling add_follower again completes the job.
+ * add_follower only checks and records: the leader, then the follower
+ * (extension and version, role, tables that exist there have the leader's
+ * columns and key and no rows unless truncate_existing, tables that do not
+ * exist can be created), then the follower's row with phase 'copy'.  The
+ * follower is not changed.  Its sender then creates and copies the tables
+ * and attaches it (copy.c), retrying with backoff until that succeeds.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,6 +49,7 @@
 
 #include "capture.h"
 #include "changelog.h"
+#include "copy.h"
 #include "follower.h"
 #include "guc.h"
 #include "shmem.h"
@@ -65,6 +66,7 @@ PG_FUNCTION_INFO_V1(repl_follower_status);
 PG_FUNCTION_INFO_V1(repl_follower_attach);
 PG_FUNCTION_INFO_V1(repl_follower_detach);
 PG_FUNCTION_INFO_V1(repl_follower_handshake);
+PG_FUNCTION_INFO_V1(repl_follower_add_tables);
 
 static ReplLocalNode local_node;
 static bool local_node_valid = false;
@@ -350,7 +352,7 @@ repl_init_leader(PG_FUNCTION_ARGS)
 				 " VALUES ($1, 'leader', $2, 1)",
 				 2, types, values, NULL, SPI_OK_INSERT);
 		/* position 1: followers start from a tick that exists */
-		(void) repl_cut_tick();
+		(void) repl_cut_tick(NULL);
 		ereport(LOG,
 				(errmsg("repl_ext: node \"%s\" is now the leader", name)));
 	}
@@ -360,118 +362,115 @@ repl_init_leader(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* A difference between leader and follower definitions, for errdetail. */
-static void
-compare_definitions(SPITupleTable *local, uint64 nlocal, ReplResult *remote,
-					const char *follower, bool *nonempty_out)
+/* The SPI result of the last query as a ReplResult (text values). */
+static ReplResult *
+spi_result(void)
 {
-	StringInfoData diff;
-	StringInfoData nonempty;
+	ReplResult *r = palloc0(sizeof(ReplResult));
 	uint64		i;
 	int			j;
-	int			ndiff = 0;
 
-	initStringInfo(&diff);
-	initStringInfo(&nonempty);
-	for (i = 0; i < nlocal; i++)
-	{
-		char	   *t = SPI_getvalue(local->vals[i], local->tupdesc, 1);
-		char	   *item = SPI_getvalue(local->vals[i], local->tupdesc, 2);
-		char	   *def = SPI_getvalue(local->vals[i], local->tupdesc, 3);
-		const char *rdef = NULL;
-		bool		table_missing = false;
-
-		if (strcmp(item, "rows") == 0)
-		{
-			if (strcmp(def, "empty") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("replicated table %s already has rows on the leader", t),
-						 errdetail("repl_ext 1.0 does not copy existing rows to a new follower, so the follower would miss them."),
-						 errhint("Add followers before loading data into replicated tables.")));
-			continue;
-		}
-		for (j = 0; j < remote->ntuples; j++)
-		{
-			if (strcmp(repl_result_value(remote, j, 0), t) != 0)
-				continue;
-			if (strcmp(repl_result_value(remote, j, 1), "table") == 0)
-				table_missing = true;
-			if (strcmp(repl_result_value(remote, j, 1), item) == 0)
-				rdef = repl_result_value(remote, j, 2);
-		}
-		if (table_missing)
-		{
-			if (strcmp(item, "key") == 0)	/* report a missing table once */
-				appendStringInfo(&diff, "%stable %s does not exist on the follower",
-								 ndiff++ ? "; " : "", t);
-			continue;
-		}
-		if (rdef == NULL)
-			appendStringInfo(&diff, "%stable %s: %s is missing on the follower",
-							 ndiff++ ? "; " : "", t, item);
-		else if (strcmp(def, rdef) != 0)
-			appendStringInfo(&diff, "%stable %s: %s is %s on the leader but %s on the follower",
-							 ndiff++ ? "; " : "", t, item, def, rdef);
-	}
-	/* columns only the follower has, and follower tables with rows */
-	for (j = 0; j < remote->ntuples; j++)
-	{
-		const char *t = repl_result_value(remote, j, 0);
-		const char *item = repl_result_value(remote, j, 1);
-		bool		found = false;
-
-		if (strcmp(item, "rows") == 0)
-		{
-			if (strcmp(repl_result_value(remote, j, 2), "empty") != 0)
-				appendStringInfo(&nonempty, "%s%s", nonempty.len ? ", " : "", t);
-			continue;
-		}
-		if (strcmp(item, "table") == 0)
-			continue;
-		for (i = 0; i < nlocal && !found; i++)
-			found = strcmp(SPI_getvalue(local->vals[i], local->tupdesc, 1), t) == 0 &&
-				strcmp(SPI_getvalue(local->vals[i], local->tupdesc, 2), item) == 0;
-		if (!found)
-			appendStringInfo(&diff, "%stable %s: %s exists only on the follower",
-							 ndiff++ ? "; " : "", t, item);
-	}
-	if (ndiff > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("replicated tables differ between the leader and follower \"%s\"",
-						follower),
-				 errdetail_internal("%s.", diff.data),
-				 errhint("Create the tables on the follower exactly as on the leader.")));
-	*nonempty_out = nonempty.len > 0;
-	if (nonempty.len > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("replicated tables on follower \"%s\" are not empty", follower),
-				 errdetail_internal("Tables with rows: %s.", nonempty.data),
-				 errhint("Empty them on the follower first; repl_ext 1.0 does not copy existing rows.")));
+	r->ok = true;
+	r->ntuples = (int) SPI_processed;
+	r->nfields = SPI_tuptable->tupdesc->natts;
+	r->values = palloc0(sizeof(char *) * Max(r->ntuples * r->nfields, 1));
+	for (i = 0; i < SPI_processed; i++)
+		for (j = 0; j < r->nfields; j++)
+			r->values[i * r->nfields + j] =
+				SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, j + 1);
+	return r;
 }
 
-/* Build a text[] literal of the names, for a remote parameter. */
 static char *
-names_array_literal(List *names)
+join_names(List *names)
 {
-	ArrayBuildState *astate = NULL;
+	StringInfoData buf;
 	ListCell   *lc;
-	Datum		arr;
 
+	initStringInfo(&buf);
 	foreach(lc, names)
-		astate = accumArrayResult(astate, CStringGetTextDatum(lfirst(lc)),
-								  false, TEXTOID, CurrentMemoryContext);
-	if (astate == NULL)
-		return "{}";
-	arr = makeArrayResult(astate, CurrentMemoryContext);
-	return OidOutputFunctionCall(F_ARRAY_OUT, arr);
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
 }
 
 /*
- * repl.add_follower(node_name text, conninfo text, synchronous boolean)
- *		returns void
+ * Check that follower conn can take the replicated tables: same definitions
+ * where they exist, no rows unless truncate_existing, and the missing ones
+ * can be created (their DDL is run in a transaction that is rolled back).
+ * Raises an error naming every difference.  The caller is connected to SPI.
+ */
+static void
+check_follower_tables(ReplConn *conn, const char *name, List *tables,
+					  bool truncate_existing)
+{
+	char	   *tables_lit = repl_text_array_literal(tables);
+	const char *params[1];
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(tables_lit);
+	ReplResult *remote;
+	ReplResult *local;
+	List	   *missing;
+	List	   *nonempty;
+	char	   *diff;
+	uint64		i;
+
+	params[0] = tables_lit;
+	repl_conn_exec_or_raise(conn,
+							"SELECT table_name, item, definition FROM repl.table_definitions($1::text[])",
+							1, params, name, &remote);
+	spi_exec("SELECT table_name, item, definition FROM repl.table_definitions($1::text[])",
+			 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	local = spi_result();
+	diff = repl_compare_tables(local, remote, &missing, &nonempty);
+	if (diff != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replicated tables differ between the leader and follower \"%s\"",
+						name),
+				 errdetail_internal("%s", diff),
+				 errhint("Make the tables on the follower match the leader, or drop them there: add_follower creates missing tables.")));
+	if (nonempty != NIL && !truncate_existing)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replicated tables on follower \"%s\" are not empty", name),
+				 errdetail_internal("Tables with rows: %s.", join_names(nonempty)),
+				 errhint("Empty them on the follower, or call repl.add_follower with truncate_existing => true to have the copy replace their rows.")));
+	if (missing == NIL)
+		return;
+
+	/* dry run of the DDL that will create the missing tables */
+	arg = CStringGetTextDatum(repl_text_array_literal(missing));
+	spi_exec("SELECT t.name, s.stmt"
+			 "  FROM pg_catalog.unnest($1::text[]) WITH ORDINALITY t(name, tord),"
+			 "       LATERAL repl.table_ddl(t.name::pg_catalog.regclass) d,"
+			 "       LATERAL (VALUES (d.pre, 1), (d.post, 2), (d.fkeys, 3)) k(stmts, kord),"
+			 "       LATERAL pg_catalog.unnest(k.stmts) WITH ORDINALITY s(stmt, sord)"
+			 " ORDER BY k.kord, t.tord, s.sord",
+			 1, &argtype, &arg, NULL, SPI_OK_SELECT);
+	repl_conn_exec_or_raise(conn, "BEGIN", 0, NULL, name, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *t = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *stmt = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		ReplResult *r = repl_conn_exec(conn, stmt, 0, NULL, NULL, NULL);
+
+		if (!r->ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s cannot be created on follower \"%s\"", t, name),
+					 errdetail_internal("%s", r->message),
+					 errhint("Create what the table needs on the follower (types, schemas, extensions), or create the table there yourself.")));
+	}
+	repl_conn_exec_or_raise(conn, "ROLLBACK", 0, NULL, name, NULL);
+}
+
+/*
+ * repl.add_follower(node_name text, conninfo text, synchronous boolean,
+ *		truncate_existing boolean) returns void
+ *		Check the follower and record it; its sender then creates and copies
+ *		the tables (copy.c) and streams.  Everything that can be checked up
+ *		front is, so that a follower that cannot work is refused here and
+ *		neither node changes.
  */
 Datum
 repl_add_follower(PG_FUNCTION_ARGS)
@@ -479,14 +478,15 @@ repl_add_follower(PG_FUNCTION_ARGS)
 	char	   *name = arg_node_name(fcinfo, 0);
 	char	   *conninfo = arg_conninfo(fcinfo, 1);
 	bool		synchronous = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	bool		truncate_existing = PG_NARGS() > 3 && !PG_ARGISNULL(3) &&
+		PG_GETARG_BOOL(3);
 	const ReplLocalNode *node;
 	MemoryContext callercxt = CurrentMemoryContext;
-	Oid			types[4] = {TEXTOID, TEXTOID, BOOLOID, INT8OID};
-	Datum		values[4];
+	Oid			types[5] = {TEXTOID, TEXTOID, BOOLOID, INT8OID, BOOLOID};
+	Datum		values[5];
 	List	   *tables;
-	char	   *tables_lit;
+	char	   *version;
 	int64		position;
-	bool		reattach = false;
 	char	   *err;
 	ReplConn   *volatile conn = NULL;
 
@@ -499,13 +499,18 @@ repl_add_follower(PG_FUNCTION_ARGS)
 	if (synchronous)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("synchronous followers are not supported by repl_ext 1.0"),
+				 errmsg("synchronous followers are not supported yet"),
 				 errhint("Add the follower with synchronous => false.")));
 	node = repl_local_node();
 	if (strcmp(name, node->node_name) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("node name \"%s\" is the leader's own name", name)));
+	if (node->conninfo == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the leader has no connection string"),
+				 errhint("Call repl.init_leader() with the connection string other nodes, and the leader itself, use to reach it.")));
 
 	SPI_connect();
 	/* serializes with other add_follower calls and with log cleanup */
@@ -513,7 +518,7 @@ repl_add_follower(PG_FUNCTION_ARGS)
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not lock repl.followers");
 	values[0] = CStringGetTextDatum(name);
-	spi_exec("SELECT conninfo, synchronous FROM repl.followers WHERE node_name = $1",
+	spi_exec("SELECT conninfo FROM repl.followers WHERE node_name = $1",
 			 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
@@ -526,13 +531,18 @@ repl_add_follower(PG_FUNCTION_ARGS)
 							name),
 					 errhint("Call repl.remove_follower() first to change it.")));
 		ereport(NOTICE,
-				(errmsg("node \"%s\" is already a follower, skipping", name)));
+				(errmsg("node \"%s\" is already a follower, skipping", name),
+				 errdetail("If its copy failed, it is retried automatically; see repl.status.")));
 		SPI_finish();
+		repl_wake_supervisor();
 		PG_RETURN_VOID();
 	}
 	position = repl_latest_tick();
+	spi_exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'repl_ext'",
+			 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	version = MemoryContextStrdup(callercxt,
+								  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	tables = repl_replicated_table_names(callercxt);
-	tables_lit = names_array_literal(tables);
 
 	conn = repl_conn_open(conninfo, name, &err);
 	if (conn == NULL)
@@ -543,19 +553,21 @@ repl_add_follower(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		ReplResult *res;
-		const char *params[5];
-		char		epoch[32];
-		char		pos[32];
-		bool		nonempty;
 
 		repl_conn_exec_or_raise(conn,
-								"SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'repl_ext'",
+								"SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'repl_ext'",
 								0, NULL, name, &res);
 		if (res->ntuples == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("repl_ext is not installed on node \"%s\"", name),
 					 errhint("Run CREATE EXTENSION repl_ext in database repl_ext.database of that node.")));
+		if (strcmp(repl_result_value(res, 0, 0), version) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("node \"%s\" has repl_ext version %s, the leader has %s",
+							name, repl_result_value(res, 0, 0), version),
+					 errhint("Run ALTER EXTENSION repl_ext UPDATE on both nodes.")));
 
 		repl_conn_exec_or_raise(conn,
 								"SELECT node_name, role, leader_name FROM repl.node_info()",
@@ -565,45 +577,14 @@ repl_add_follower(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("node \"%s\" is a leader itself", name)));
 		if (strcmp(repl_result_value(res, 0, 1), "follower") == 0)
-		{
-			if (strcmp(repl_result_value(res, 0, 2), node->node_name) != 0 ||
-				strcmp(repl_result_value(res, 0, 0), name) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("node \"%s\" is already the follower \"%s\" of leader \"%s\"",
-								name, repl_result_value(res, 0, 0),
-								repl_result_value(res, 0, 2))));
-			reattach = true;	/* an earlier add_follower got this far */
-		}
-
-		if (!reattach)
-		{
-			uint64		nlocal;
-			Oid			argtype = TEXTARRAYOID;
-			Datum		arg = OidInputFunctionCall(F_ARRAY_IN, tables_lit,
-												   TEXTOID, -1);
-
-			params[0] = tables_lit;
-			repl_conn_exec_or_raise(conn,
-									"SELECT table_name, item, definition FROM repl.table_definitions($1::text[])",
-									1, params, name, &res);
-			spi_exec("SELECT table_name, item, definition FROM repl.table_definitions($1)",
-					 1, &argtype, &arg, NULL, SPI_OK_SELECT);
-			nlocal = SPI_processed;
-			compare_definitions(SPI_tuptable, nlocal, res, name, &nonempty);
-		}
-
-		snprintf(epoch, sizeof(epoch), INT64_FORMAT, node->epoch);
-		snprintf(pos, sizeof(pos), INT64_FORMAT, position);
-		params[0] = name;
-		params[1] = node->node_name;
-		params[2] = epoch;
-		params[3] = pos;
-		params[4] = tables_lit;
-		repl_conn_exec_or_raise(conn,
-								"SELECT repl.follower_attach($1, $2, $3::bigint, $4::bigint, $5::text[])",
-								5, params, name, &res);
-		position = strtoi64(repl_result_value(res, 0, 0), NULL, 10);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("node \"%s\" is already the follower \"%s\" of leader \"%s\"",
+							name, repl_result_value(res, 0, 0),
+							repl_result_value(res, 0, 2)),
+					 errhint("If it was removed while unreachable, call repl.follower_detach('%s') on it first.",
+							 repl_result_value(res, 0, 2))));
+		check_follower_tables(conn, name, tables, truncate_existing);
 	}
 	PG_FINALLY();
 	{
@@ -614,12 +595,15 @@ repl_add_follower(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(conninfo);
 	values[2] = BoolGetDatum(synchronous);
 	values[3] = Int64GetDatum(position);
-	spi_exec("INSERT INTO repl.followers (node_name, conninfo, synchronous, applied_tick)"
-			 " VALUES ($1, $2, $3, $4)", 4, types, values, NULL, SPI_OK_INSERT);
+	values[4] = BoolGetDatum(truncate_existing);
+	spi_exec("INSERT INTO repl.followers (node_name, conninfo, synchronous, applied_tick,"
+			 " phase, truncate_existing)"
+			 " VALUES ($1, $2, $3, $4, 'copy', $5)", 5, types, values, NULL,
+			 SPI_OK_INSERT);
 	SPI_finish();
 	ereport(LOG,
-			(errmsg("repl_ext: follower \"%s\" added at position " INT64_FORMAT,
-					name, position)));
+			(errmsg("repl_ext: follower \"%s\" added; copying %d tables to it",
+					name, list_length(tables))));
 	repl_wake_supervisor_at_commit();
 	PG_RETURN_VOID();
 }
@@ -895,6 +879,14 @@ state_name(ReplFollowerState state)
 			return "paused";
 		case REPL_FSTATE_NEEDS_RESYNC:
 			return "needs_resync";
+		case REPL_FSTATE_CREATING_SCHEMA:
+			return "creating_schema";
+		case REPL_FSTATE_COPYING:
+			return "copying";
+		case REPL_FSTATE_COPY_FAILED:
+			return "copy_failed";
+		case REPL_FSTATE_CATCHING_UP:
+			return "catching_up";
 		default:
 			return "stopped";
 	}
@@ -902,7 +894,9 @@ state_name(ReplFollowerState state)
 
 /*
  * repl.follower_status() returns setof (node_name, state, synchronous,
- *		paused, sent_position, applied_position, last_error, last_error_time)
+ *		paused, sent_position, applied_position, last_error, last_error_time,
+ *		copy_table, copy_tables_done, copy_tables_total, copy_rows,
+ *		copy_bytes, copy_rows_estimate, copy_bytes_estimate, copy_started)
  */
 Datum
 repl_follower_status(PG_FUNCTION_ARGS)
@@ -929,9 +923,13 @@ repl_follower_status(PG_FUNCTION_ARGS)
 		ReplFollowerState state = REPL_FSTATE_CONNECTING;
 		char		errbuf[REPL_ERROR_LEN] = "";
 		TimestampTz errtime = 0;
-		Datum		values[8];
-		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		Datum		values[16];
+		bool		nulls[16];
+		ReplFollowerSlot copy;
 		int			s;
+
+		memset(nulls, 0, sizeof(nulls));
+		memset(&copy, 0, sizeof(copy));
 
 		LWLockAcquire(repl_shared->lock, LW_SHARED);
 		for (s = 0; s < repl_shared->nslots; s++)
@@ -948,6 +946,8 @@ repl_follower_status(PG_FUNCTION_ARGS)
 			}
 			strlcpy(errbuf, slot->last_error, sizeof(errbuf));
 			errtime = slot->last_error_time;
+			if (slot->copy_started != 0)
+				memcpy(&copy, slot, sizeof(copy));
 		}
 		LWLockRelease(repl_shared->lock);
 		if (resync)
@@ -968,6 +968,20 @@ repl_follower_status(PG_FUNCTION_ARGS)
 		}
 		else
 			nulls[6] = nulls[7] = true;
+		if (copy.copy_started != 0)
+		{
+			values[8] = CStringGetTextDatum(copy.copy_table);
+			nulls[8] = copy.copy_table[0] == '\0';
+			values[9] = Int32GetDatum(copy.copy_tables_done);
+			values[10] = Int32GetDatum(copy.copy_tables_total);
+			values[11] = Int64GetDatum(copy.copy_rows);
+			values[12] = Int64GetDatum(copy.copy_bytes);
+			values[13] = Int64GetDatum(copy.copy_rows_estimate);
+			values[14] = Int64GetDatum(copy.copy_bytes_estimate);
+			values[15] = TimestampTzGetDatum(copy.copy_started);
+		}
+		else
+			memset(&nulls[8], true, sizeof(bool) * 8);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
@@ -1126,4 +1140,56 @@ repl_follower_handshake(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(node->node_name);
 	values[1] = Int64GetDatum(applied);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
+ * repl.follower_add_tables(leader_name text, tables text[]) returns void
+ *		Follower side of copying tables added on the leader: apply changes to
+ *		them from now on and refuse local writes.  Runs in the transaction
+ *		that copied them.
+ */
+Datum
+repl_follower_add_tables(PG_FUNCTION_ARGS)
+{
+	char	   *leader = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ArrayType  *tables = PG_GETARG_ARRAYTYPE_P(1);
+	const ReplLocalNode *node;
+	Datum	   *elems;
+	bool	   *elemnulls;
+	int			nelems;
+	int			i;
+
+	repl_check_preloaded();
+	node = repl_local_node();
+	if (node->role != REPL_ROLE_FOLLOWER || strcmp(node->leader_name, leader) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is not a follower of \"%s\"",
+						node->node_name ? node->node_name : "(none)", leader)));
+	deconstruct_array(tables, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &elemnulls, &nelems);
+	SPI_connect();
+	for (i = 0; i < nelems; i++)
+	{
+		char	   *tname;
+		RangeVar   *rv;
+		Relation	rel;
+
+		if (elemnulls[i])
+			continue;
+		tname = TextDatumGetCString(elems[i]);
+		rv = makeRangeVarFromNameList(stringToQualifiedNameList(tname));
+		rel = table_openrv_extended(rv, ShareRowExclusiveLock, true);
+		if (rel == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("replicated table %s does not exist on this node", tname)));
+		if (repl_install_capture(rel))
+			ereport(LOG,
+					(errmsg("repl_ext: table %s copied from leader \"%s\"",
+							tname, leader)));
+		table_close(rel, NoLock);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
 }

@@ -23,7 +23,11 @@ typedef enum ReplFollowerState
 	REPL_FSTATE_STREAMING,
 	REPL_FSTATE_DISCONNECTED,
 	REPL_FSTATE_PAUSED,
-	REPL_FSTATE_NEEDS_RESYNC
+	REPL_FSTATE_NEEDS_RESYNC,
+	REPL_FSTATE_CREATING_SCHEMA,	/* copy: creating tables on the follower */
+	REPL_FSTATE_COPYING,		/* copy: transferring rows */
+	REPL_FSTATE_COPY_FAILED,	/* copy failed; retried after a backoff */
+	REPL_FSTATE_CATCHING_UP		/* copied; applying what came since */
 } ReplFollowerState;
 
 #define REPL_ERROR_LEN 512
@@ -47,6 +51,15 @@ typedef struct ReplFollowerSlot
 	TimestampTz applied_tick_time;	/* when that tick was cut (leader) */
 	TimestampTz last_error_time;
 	char		last_error[REPL_ERROR_LEN];
+	/* progress of a copy (copy.c), valid while copy_started != 0 */
+	TimestampTz copy_started;
+	char		copy_table[2 * NAMEDATALEN + 8];	/* table being copied */
+	int			copy_tables_done;
+	int			copy_tables_total;
+	int64		copy_rows;		/* rows sent so far, all tables */
+	int64		copy_bytes;		/* COPY data bytes sent so far */
+	int64		copy_rows_estimate; /* planner estimate for all tables */
+	int64		copy_bytes_estimate;	/* size on disk of all tables */
 } ReplFollowerSlot;
 
 typedef struct ReplShared

@@ -313,3 +313,179 @@ repl_conn_exec_or_raise(ReplConn *conn, const char *sql, int nparams,
 	if (res)
 		*res = r;
 }
+
+/* Wait until sock is ready for what events asks, handling interrupts. */
+static void
+wait_socket(PGconn *conn, int events)
+{
+	int			rc = WaitLatchOrSocket(MyLatch,
+									   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET | events,
+									   PQsocket(conn), 0, PG_WAIT_EXTENSION);
+
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Start a COPY on conn and wait for the server to enter copy state. */
+static bool
+start_copy(PGconn *conn, const char *sql, ExecStatusType expected,
+		   ReplResult **failure)
+{
+	PGresult   *res;
+
+	if (!PQsendQuery(conn, sql) || !flush_output(conn))
+	{
+		*failure = result_failed(conn_error(conn));
+		return false;
+	}
+	res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION);
+	if (res != NULL && PQresultStatus(res) == expected)
+	{
+		PQclear(res);
+		return true;
+	}
+	if (res == NULL)
+		*failure = result_failed(conn_error(conn));
+	else
+	{
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+
+		*failure = result_failed(msg ? msg : pchomp(PQresultErrorMessage(res)));
+		if (state)
+			strlcpy((*failure)->sqlstate, state, sizeof((*failure)->sqlstate));
+		if (detail)
+			(*failure)->detail = pstrdup(detail);
+		PQclear(res);
+	}
+	return false;
+}
+
+/* Collect the results that end a COPY; NULL when it succeeded. */
+static ReplResult *
+finish_copy(PGconn *conn)
+{
+	ReplResult *failure = NULL;
+	PGresult   *res;
+
+	while ((res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION)) != NULL)
+	{
+		if (failure == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
+		{
+			const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+
+			failure = result_failed(msg ? msg : pchomp(PQresultErrorMessage(res)));
+			if (state)
+				strlcpy(failure->sqlstate, state, sizeof(failure->sqlstate));
+			if (detail)
+				failure->detail = pstrdup(detail);
+		}
+		PQclear(res);
+	}
+	return failure;
+}
+
+/*
+ * repl_conn_copy
+ *		Stream a COPY from one node to another: copy_out (COPY ... TO STDOUT)
+ *		runs on src, copy_in (COPY ... FROM STDIN, same format) on dst, and
+ *		every data message goes straight from one to the other; nothing is
+ *		parsed or held beyond one row.  Both sockets are driven non-blocking
+ *		with latch waits.  progress(arg, rows, bytes) is called every few
+ *		thousand rows and whenever the latch is set; when it returns false
+ *		the copy is abandoned (the caller then closes both connections).
+ *		Returns an ok result on success, otherwise the first failure.
+ */
+ReplResult *
+repl_conn_copy(ReplConn *src, const char *copy_out,
+			   ReplConn *dst, const char *copy_in,
+			   ReplCopyProgress progress, void *arg)
+{
+	PGconn	   *in = src->conn;
+	PGconn	   *out = dst->conn;
+	ReplResult *failure = NULL;
+	int64		rows = 0;
+	int64		bytes = 0;
+	int64		next_report = 4096;
+	bool		src_done = false;
+
+	if (!start_copy(out, copy_in, PGRES_COPY_IN, &failure) ||
+		!start_copy(in, copy_out, PGRES_COPY_OUT, &failure))
+		return failure;
+
+	while (!src_done)
+	{
+		char	   *buf = NULL;
+		int			n = PQgetCopyData(in, &buf, 1);
+
+		if (n > 0)
+		{
+			int			r;
+
+			while ((r = PQputCopyData(out, buf, n)) == 0)
+			{
+				/* output buffer full: wait until the follower takes more */
+				if (!flush_output(out))
+				{
+					r = -1;
+					break;
+				}
+			}
+			PQfreemem(buf);
+			if (r < 0)
+				return result_failed(conn_error(out));
+			rows++;
+			bytes += n;
+			if (rows >= next_report)
+			{
+				next_report = rows + 4096;
+				if (!progress(arg, rows, bytes))
+					return result_failed("copy cancelled");
+			}
+			continue;
+		}
+		if (n == 0)
+		{
+			/* nothing buffered: send what we have, then wait for more */
+			if (PQflush(out) < 0)
+				return result_failed(conn_error(out));
+			wait_socket(in, WL_SOCKET_READABLE);
+			if (!PQconsumeInput(in))
+				return result_failed(conn_error(in));
+			if (!progress(arg, rows, bytes))
+				return result_failed("copy cancelled");
+			continue;
+		}
+		if (n == -2)
+			return result_failed(conn_error(in));
+		src_done = true;		/* n == -1: the source sent everything */
+	}
+	(void) progress(arg, rows, bytes);
+
+	failure = finish_copy(in);
+	if (failure != NULL)
+		return failure;
+	for (;;)
+	{
+		int			r = PQputCopyEnd(out, NULL);
+
+		if (r > 0)
+			break;
+		if (r < 0 || !flush_output(out))
+			return result_failed(conn_error(out));
+	}
+	if (!flush_output(out))
+		return result_failed(conn_error(out));
+	failure = finish_copy(out);
+	if (failure != NULL)
+		return failure;
+	failure = palloc0(sizeof(ReplResult));
+	failure->ok = true;
+	return failure;
+}

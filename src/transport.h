@@ -23,6 +23,9 @@ typedef struct ReplResult
 	char	  **values;			/* ntuples * nfields, NULL for SQL NULL */
 } ReplResult;
 
+/* Called during a copy; returning false abandons it. */
+typedef bool (*ReplCopyProgress) (void *arg, int64 rows, int64 bytes);
+
 extern bool repl_conninfo_is_valid(const char *conninfo, char **err);
 extern ReplConn *repl_conn_open(const char *conninfo, const char *node_name,
 								char **err);
@@ -35,5 +38,8 @@ extern void repl_result_raise(ReplResult *res, const char *node_name);
 extern void repl_conn_exec_or_raise(ReplConn *conn, const char *sql,
 									int nparams, const char *const *values,
 									const char *node_name, ReplResult **res);
+extern ReplResult *repl_conn_copy(ReplConn *src, const char *copy_out,
+								  ReplConn *dst, const char *copy_in,
+								  ReplCopyProgress progress, void *arg);
 
 #endif							/* REPL_EXT_TRANSPORT_H */

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "changelog.h"
+#include "copy.h"
 #include "follower.h"
 #include "guc.h"
 #include "shmem.h"
@@ -128,7 +129,7 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "cutting a tick");
-	tick_id = repl_cut_tick();
+	tick_id = repl_cut_tick(NULL);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -454,17 +455,28 @@ sender_set_state(ReplFollowerState state)
 }
 
 static void
-sender_record_error(const char *what, const char *msg)
+sender_record_failure(ReplFollowerState state, const char *what,
+					  const char *msg)
 {
 	ReplFollowerSlot *slot = my_slot();
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	snprintf(slot->last_error, REPL_ERROR_LEN, "%s: %s", what, msg);
 	slot->last_error_time = GetCurrentTimestamp();
-	slot->state = REPL_FSTATE_DISCONNECTED;
+	slot->state = state;
 	LWLockRelease(repl_shared->lock);
 	ereport(LOG,
 			(errmsg("repl_ext: follower \"%s\": %s: %s", sender_node, what, msg)));
+}
+
+/* Whether this follower still waits for its initial copy. */
+static bool sender_needs_copy = false;
+
+static void
+sender_record_error(const char *what, const char *msg)
+{
+	sender_record_failure(sender_needs_copy ? REPL_FSTATE_COPY_FAILED :
+						  REPL_FSTATE_DISCONNECTED, what, msg);
 }
 
 static bool
@@ -486,9 +498,11 @@ sender_detach(int code, Datum arg)
 	{
 		my_slot()->proc = NULL;
 		my_slot()->pid = 0;
-		if (my_slot()->state == REPL_FSTATE_STREAMING ||
-			my_slot()->state == REPL_FSTATE_CONNECTING)
+		if (my_slot()->state != REPL_FSTATE_DISCONNECTED &&
+			my_slot()->state != REPL_FSTATE_COPY_FAILED &&
+			my_slot()->state != REPL_FSTATE_NEEDS_RESYNC)
 			my_slot()->state = REPL_FSTATE_STOPPED;
+		my_slot()->copy_started = 0;
 	}
 	LWLockRelease(repl_shared->lock);
 }
@@ -519,8 +533,11 @@ typedef struct SenderConfig
 {
 	char	   *conninfo;
 	char	   *leader_name;
+	char	   *leader_conninfo;	/* for the copy's own connections */
 	int64		epoch;
 	bool		active;
+	bool		needs_copy;		/* phase 'copy': initial copy not done */
+	bool		truncate_existing;
 } SenderConfig;
 
 /* Read this follower's row; false if it is gone. */
@@ -535,7 +552,8 @@ sender_load_config(SenderConfig *cfg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT conninfo, NOT (paused OR needs_resync)"
+	if (SPI_execute_with_args("SELECT conninfo, NOT (paused OR needs_resync),"
+							  "       phase = 'copy', truncate_existing"
 							  "  FROM repl.followers WHERE node_name = $1",
 							  1, &type, &value, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read repl.followers");
@@ -550,9 +568,15 @@ sender_load_config(SenderConfig *cfg)
 														 SPI_tuptable->tupdesc, 1));
 		cfg->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 2, &isnull));
+		cfg->needs_copy = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 3, &isnull));
+		cfg->truncate_existing = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 4, &isnull));
 		if (found)
 		{
 			cfg->leader_name = MemoryContextStrdup(TopMemoryContext, node->node_name);
+			cfg->leader_conninfo = node->conninfo ?
+				MemoryContextStrdup(TopMemoryContext, node->conninfo) : NULL;
 			cfg->epoch = node->epoch;
 		}
 	}
@@ -616,6 +640,96 @@ sender_position_kept(int64 applied)
 	return kept;
 }
 
+/* When the initial copy (or a table copy) finished; 0 once caught up. */
+static TimestampTz sender_catchup_start = 0;
+
+/*
+ * Copy tables to the follower (copy.c): all of them before it first
+ * streams (initial), or those added on the leader since.  Returns false
+ * after recording the failure; the caller closes the connection.
+ */
+static bool
+sender_copy(ReplConn *conn, SenderConfig *cfg, bool initial)
+{
+	ReplCopyRequest req;
+	int64		tick;
+	char	   *err;
+
+	if (cfg->leader_conninfo == NULL)
+	{
+		sender_record_failure(REPL_FSTATE_COPY_FAILED, "copy failed",
+							  "the leader has no connection string (repl.init_leader)");
+		return false;
+	}
+	req.node_name = sender_node;
+	req.leader_name = cfg->leader_name;
+	req.leader_conninfo = cfg->leader_conninfo;
+	req.epoch = cfg->epoch;
+	req.initial = initial;
+	req.truncate_existing = cfg->truncate_existing;
+	if (!repl_copy_tables(conn, &req, my_slot(), &tick, &err))
+	{
+		sender_record_failure(REPL_FSTATE_COPY_FAILED, "copy failed", err);
+		return false;
+	}
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	my_slot()->last_error[0] = '\0';
+	my_slot()->last_error_time = 0;
+	my_slot()->state = REPL_FSTATE_CATCHING_UP;
+	LWLockRelease(repl_shared->lock);
+	sender_catchup_start = GetCurrentTimestamp();
+	return true;
+}
+
+/* Does the follower lack a replicated table (added on the leader)? */
+static bool
+sender_tables_missing(void)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(sender_node);
+	bool		missing;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM repl.replicated_tables t"
+							  " WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
+							  "   WHERE f.node_name OPERATOR(pg_catalog.=) $1"
+							  "     AND f.relid OPERATOR(pg_catalog.=) t.relid)",
+							  1, &type, &value, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read repl.follower_tables");
+	missing = SPI_processed > 0;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return missing;
+}
+
+/*
+ * The follower already took its role from an earlier copy whose end the
+ * leader did not record (it failed in between): the copy is complete.
+ */
+static void
+sender_mark_copied(void)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(sender_node);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_with_args("UPDATE repl.followers SET phase = 'streaming',"
+							  " truncate_existing = false"
+							  " WHERE node_name OPERATOR(pg_catalog.=) $1",
+							  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update repl.followers");
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
 /*
  * Stream batches over an open connection until an error.  Returns after
  * recording the error; the caller reconnects.
@@ -626,6 +740,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 {
 	TimestampTz last_persist = GetCurrentTimestamp();
 	int64		persisted = applied;
+	uint32		tables_generation = 0;
 
 	for (;;)
 	{
@@ -635,10 +750,20 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		const char *values[1];
 		int			lengths[1];
 		int			formats[1] = {1};
+		uint32		generation;
 
 		ResetLatch(MyLatch);
 		if (sender_stop_requested())
 			proc_exit(0);
+
+		/* tables added on the leader are copied before the batch that needs them */
+		generation = pg_atomic_read_u32(&repl_shared->config_generation);
+		if (generation != tables_generation)
+		{
+			tables_generation = generation;
+			if (sender_tables_missing() && !sender_copy(conn, cfg, false))
+				return;
+		}
 		MemoryContextReset(batchcxt);
 		MemoryContextSwitchTo(batchcxt);
 
@@ -647,7 +772,8 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "reading a batch");
 		have = repl_read_batch(applied, repl_batch_max_changes,
-							   cfg->leader_name, cfg->epoch, batchcxt, &batch);
+							   cfg->leader_name, cfg->epoch, sender_node,
+							   batchcxt, &batch);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(batchcxt);
@@ -655,6 +781,16 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		if (!have)
 		{
 			pgstat_report_activity(STATE_IDLE, NULL);
+			if (sender_catchup_start != 0)
+			{
+				ereport(LOG,
+						(errmsg("repl_ext: follower \"%s\" caught up at position " INT64_FORMAT " in %ld ms after its copy",
+								sender_node, applied,
+								TimestampDifferenceMilliseconds(sender_catchup_start,
+																GetCurrentTimestamp()))));
+				sender_catchup_start = 0;
+				sender_set_state(REPL_FSTATE_STREAMING);
+			}
 			/*
 			 * Also refresh applied_at now and then while idle: it tells the
 			 * retention check that this follower is alive.
@@ -693,7 +829,8 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 		my_slot()->applied_tick = applied;
 		my_slot()->applied_tick_time = batch.to_tick_time;
-		my_slot()->state = REPL_FSTATE_STREAMING;
+		my_slot()->state = sender_catchup_start != 0 ?
+			REPL_FSTATE_CATCHING_UP : REPL_FSTATE_STREAMING;
 		LWLockRelease(repl_shared->lock);
 		ConditionVariableBroadcast(&repl_shared->progress_cv);
 
@@ -748,6 +885,7 @@ repl_sender_main(Datum main_arg)
 			proc_exit(0);
 		if (!sender_load_config(&cfg) || !cfg.active)
 			proc_exit(0);
+		sender_needs_copy = cfg.needs_copy;
 
 		sender_set_state(REPL_FSTATE_CONNECTING);
 		pgstat_report_activity(STATE_RUNNING, "connecting");
@@ -758,6 +896,32 @@ repl_sender_main(Datum main_arg)
 			sender_sleep(backoff);
 			backoff = Min(backoff * 2, repl_retry_interval);
 			continue;
+		}
+
+		if (cfg.needs_copy)
+		{
+			res = repl_conn_exec(conn, "SELECT role, leader_name FROM repl.node_info()",
+								 0, NULL, NULL, NULL);
+			if (!res->ok)
+			{
+				sender_record_error("could not read the follower's role", res->message);
+				repl_conn_close(conn);
+				sender_sleep(backoff);
+				backoff = Min(backoff * 2, repl_retry_interval);
+				continue;
+			}
+			if (strcmp(repl_result_value(res, 0, 0), "follower") == 0 &&
+				repl_result_value(res, 0, 1) != NULL &&
+				strcmp(repl_result_value(res, 0, 1), cfg.leader_name) == 0)
+				sender_mark_copied();
+			else if (!sender_copy(conn, &cfg, true))
+			{
+				repl_conn_close(conn);
+				sender_sleep(backoff);
+				backoff = Min(backoff * 2, repl_retry_interval);
+				continue;
+			}
+			sender_needs_copy = false;
 		}
 
 		snprintf(epoch, sizeof(epoch), INT64_FORMAT, cfg.epoch);
@@ -786,7 +950,8 @@ repl_sender_main(Datum main_arg)
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 		my_slot()->applied_tick = applied;
 		my_slot()->sent_tick = applied;
-		my_slot()->state = REPL_FSTATE_STREAMING;
+		my_slot()->state = sender_catchup_start != 0 ?
+			REPL_FSTATE_CATCHING_UP : REPL_FSTATE_STREAMING;
 		LWLockRelease(repl_shared->lock);
 		ConditionVariableBroadcast(&repl_shared->progress_cv);
 		ereport(LOG,

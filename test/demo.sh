@@ -64,13 +64,18 @@ repl_ext.database = 'postgres'
 max_worker_processes = 16
 CONF
 	"$BIN/pg_ctl" -D "$dir/$n" -l "$dir/$n.log" -w start >/dev/null
-	psql_on "${ports[$i]}" -c "CREATE EXTENSION repl_ext" \
-		-c "CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2))"
+	psql_on "${ports[$i]}" -c "CREATE EXTENSION repl_ext"
 done
 
 conn() { echo "host=$dir port=$1 dbname=postgres"; }
 
-echo "== leader: init, replicate table accounts, add followers f1 and f2"
+echo "== leader: a table with 50000 rows; the followers have no tables at all"
+psql_on 54321 <<SQL
+CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(12,2));
+INSERT INTO accounts SELECT g, 'user ' || g, g FROM generate_series(10, 50009) g;
+SQL
+
+echo "== leader: init, replicate table accounts, add followers f1 and f2 (created and copied)"
 psql_on 54321 <<SQL
 SELECT repl.init_leader('leader', '$(conn 54321)');
 SELECT repl.add_table('accounts');
@@ -86,7 +91,7 @@ UPDATE accounts SET balance = balance - 25 WHERE id = 1;
 UPDATE accounts SET balance = balance + 25 WHERE id = 2;
 COMMIT;
 DELETE FROM accounts WHERE id = 3;
-INSERT INTO accounts SELECT g, 'user ' || g, g FROM generate_series(10, 1009) g;
+UPDATE accounts SET balance = balance * 2 WHERE id BETWEEN 10 AND 1009;
 SELECT repl.wait_for_catchup();
 SQL
 

@@ -1,0 +1,25 @@
+-- Install 1.0 and update it: the result is what a fresh install gives
+-- (a fresh install runs the same scripts).  Runs after teardown.
+SET client_min_messages = warning;
+CREATE EXTENSION repl_ext VERSION '1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'repl_ext';
+CREATE TABLE upgraded (id int PRIMARY KEY, v text);
+SELECT repl.init_leader('up', 'dbname=contrib_regression');
+SELECT repl.add_table('upgraded');
+-- a 1.0 follower row, as if added before the update
+INSERT INTO repl.followers (node_name, conninfo, applied_tick) VALUES ('old', 'dbname=nowhere', 1);
+UPDATE repl.followers SET paused = true;
+
+ALTER EXTENSION repl_ext UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'repl_ext';
+SELECT node_name, phase, truncate_existing FROM repl.followers;
+-- the old follower already has every table: nothing to copy
+SELECT f.node_name, f.relid::regclass, f.sync_tick FROM repl.follower_tables f;
+SELECT pg_get_function_identity_arguments('repl.add_follower'::regproc);
+SELECT node_name, state, copy_table, copy_rows FROM repl.status;
+SELECT proconfig FROM pg_proc WHERE oid = 'repl.table_definitions'::regproc;
+
+SELECT repl.remove_table('upgraded');
+DROP EXTENSION repl_ext;
+DROP SCHEMA repl;
+DROP TABLE upgraded;
