@@ -464,6 +464,27 @@ check_follower_tables(ReplConn *conn, const char *name, List *tables,
 	repl_conn_exec_or_raise(conn, "ROLLBACK", 0, NULL, name, NULL);
 }
 
+/* End the backoff of name's sender, so that it retries at once. */
+static void
+retry_sender_now(const char *name)
+{
+	int			i;
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < repl_shared->nslots; i++)
+	{
+		ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+		if (!slot->in_use || strcmp(slot->node_name, name) != 0)
+			continue;
+		slot->retry_now = true;
+		if (slot->proc)
+			SetLatch(&slot->proc->procLatch);
+	}
+	LWLockRelease(repl_shared->lock);
+	repl_wake_supervisor();
+}
+
 /*
  * repl.add_follower(node_name text, conninfo text, synchronous boolean,
  *		truncate_existing boolean) returns void
@@ -492,6 +513,7 @@ repl_add_follower(PG_FUNCTION_ARGS)
 
 	repl_check_preloaded();
 	repl_require_role(REPL_ROLE_LEADER, "repl.add_follower");
+
 	/*
 	 * Accepting the flag without waiting for the follower at commit would
 	 * promise a durability that is not there.
@@ -532,9 +554,9 @@ repl_add_follower(PG_FUNCTION_ARGS)
 					 errhint("Call repl.remove_follower() first to change it.")));
 		ereport(NOTICE,
 				(errmsg("node \"%s\" is already a follower, skipping", name),
-				 errdetail("If its copy failed, it is retried automatically; see repl.status.")));
+				 errdetail("If its copy failed, it is retried now; see repl.status.")));
 		SPI_finish();
-		repl_wake_supervisor();
+		retry_sender_now(name);
 		PG_RETURN_VOID();
 	}
 	position = repl_latest_tick();

@@ -46,6 +46,7 @@ typedef struct ReplFollowerSlot
 	ReplFollowerState state;
 	bool		synchronous;
 	bool		stop_requested; /* supervisor asks the sender to exit */
+	bool		retry_now;		/* add_follower again: end the backoff */
 	int64		sent_tick;		/* last tick sent */
 	int64		applied_tick;	/* last tick the follower confirmed */
 	TimestampTz applied_tick_time;	/* when that tick was cut (leader) */

@@ -517,11 +517,17 @@ sender_sleep(long ms)
 	{
 		long		remaining;
 
+		bool		retry_now;
+
 		ResetLatch(MyLatch);
 		if (sender_stop_requested())
 			proc_exit(0);
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		retry_now = my_slot()->retry_now;
+		my_slot()->retry_now = false;
+		LWLockRelease(repl_shared->lock);
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining <= 0)
+		if (remaining <= 0 || retry_now)
 			return;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 remaining, PG_WAIT_EXTENSION);
@@ -756,7 +762,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		if (sender_stop_requested())
 			proc_exit(0);
 
-		/* tables added on the leader are copied before the batch that needs them */
+		/* tables added on the leader: copy them before any batch needs them */
 		generation = pg_atomic_read_u32(&repl_shared->config_generation);
 		if (generation != tables_generation)
 		{
@@ -791,6 +797,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 				sender_catchup_start = 0;
 				sender_set_state(REPL_FSTATE_STREAMING);
 			}
+
 			/*
 			 * Also refresh applied_at now and then while idle: it tells the
 			 * retention check that this follower is alive.

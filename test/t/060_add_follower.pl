@@ -181,6 +181,9 @@ $leader->poll_query_until('postgres',
 pass('follower killed mid-copy shows copy_failed in repl.status');
 $leader->safe_psql('postgres', "INSERT INTO acc (id, owner) VALUES (500001, 'during the outage')");
 $f2->start;
+my ($rc2, $out2, $err2) = $leader->psql('postgres',
+	"SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
+like($err2, qr/node "f2" is already a follower, skipping/, 'add_follower again is harmless (and retries at once)');
 wait_catchup($leader, 'f2');
 compare_all($f2);
 is($f2->safe_psql('postgres', "SELECT count(*) - count(DISTINCT id) FROM hist"), '0', 'no duplicate rows after the retry');
