@@ -460,9 +460,10 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 	slot->copy_bytes_estimate = est_bytes;
 	LWLockRelease(repl_shared->lock);
 	ereport(LOG,
-			(errmsg("repl_ext: follower \"%s\": copy of %d tables started at position " INT64_FORMAT " (estimated %lld rows, %lld bytes)",
-					req->node_name, ntables, *tick,
-					(long long) est_rows, (long long) est_bytes)));
+			(errmsg_plural("repl_ext: follower \"%s\": copy of %d table started at position " INT64_FORMAT " (estimated %lld rows, %lld bytes)",
+						   "repl_ext: follower \"%s\": copy of %d tables started at position " INT64_FORMAT " (estimated %lld rows, %lld bytes)",
+						   ntables, req->node_name, ntables, *tick,
+						   (long long) est_rows, (long long) est_bytes)));
 
 	/* 3. compare with the follower; create what is missing */
 	phase_start = GetCurrentTimestamp();
@@ -561,7 +562,7 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 				sql.data, 0, NULL, NULL, err))
 		goto done;
 	ereport(LOG,
-			(errmsg("repl_ext: follower \"%s\": schema ready in %.0f ms (%d tables created, %d emptied)",
+			(errmsg("repl_ext: follower \"%s\": schema ready in %.0f ms (tables created: %d, emptied: %d)",
 					req->node_name, ms_since(phase_start), ncreated,
 					ntables - ncreated)));
 
@@ -671,10 +672,9 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 				  0, NULL, NULL, err);
 	record_copy(req, *tick, snapshot, relids);
 	ereport(LOG,
-			(errmsg("repl_ext: follower \"%s\": copy finished at position " INT64_FORMAT ": %d tables, %lld rows, %lld bytes in %.0f ms (data %.0f ms)",
-					req->node_name, *tick, ntables, (long long) total_rows,
-					(long long) total_bytes, ms_since(start),
-					ms_since(phase_start))));
+			(errmsg("repl_ext: follower \"%s\": copy finished at position " INT64_FORMAT " in %.0f ms (data %.0f ms): tables: %d, rows: %lld, bytes: %lld",
+					req->node_name, *tick, ms_since(start), ms_since(phase_start),
+					ntables, (long long) total_rows, (long long) total_bytes)));
 	ok = true;
 
 done:

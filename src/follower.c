@@ -624,8 +624,9 @@ repl_add_follower(PG_FUNCTION_ARGS)
 			 SPI_OK_INSERT);
 	SPI_finish();
 	ereport(LOG,
-			(errmsg("repl_ext: follower \"%s\" added; copying %d tables to it",
-					name, list_length(tables))));
+			(errmsg_plural("repl_ext: follower \"%s\" added; copying %d table to it",
+						   "repl_ext: follower \"%s\" added; copying %d tables to it",
+						   list_length(tables), name, list_length(tables))));
 	repl_wake_supervisor_at_commit();
 	PG_RETURN_VOID();
 }

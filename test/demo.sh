@@ -108,7 +108,10 @@ psql_on 54321 -c "SELECT count(*) AS rows, sum(balance) AS total FROM accounts"
 echo "== a follower refuses local writes"
 psql_on 54322 -c "INSERT INTO accounts VALUES (99, 'mallory', 1)" 2>&1 || true
 
-echo "== leader: SELECT * FROM repl.status"
-psql_on 54321 -x -c "SELECT * FROM repl.status"
+echo "== leader log: how the followers were created, copied and caught up"
+grep -E 'repl_ext: follower "f[12]"' "$dir/leader.log" | sed 's/.*LOG: *//'
+
+echo "== leader: repl.status"
+psql_on 54321 -c "SELECT node_name, state, sent_position, applied_position, lag_changes, lag_seconds, last_error FROM repl.status"
 
 echo "== stopping everything"

@@ -5,6 +5,7 @@
 use strict;
 use warnings;
 use IPC::Run;
+use Time::HiRes ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -94,9 +95,12 @@ $inflight->query_safe('COMMIT');
 
 # while f1 copies: writes keep completing; the copy holds only ACCESS SHARE
 my ($during_copy, $states, $progress_seen, $strong_locks, $copy_locks) = (0, '', 0, 0, 0);
+my $slowest = 0;
 for my $i (1 .. 100000)
 {
+	my $t0 = Time::HiRes::time();
 	$writer->query_safe("UPDATE acc SET bal = bal + 1 WHERE id = " . (1000 + $i % 1000));
+	my $took = Time::HiRes::time() - $t0;
 	my $row = $watch->query_safe(q{
 SELECT s.state, coalesce(s.copy_rows, 0) > 0 AND s.copy_tables_total = 4
 		AND s.copy_rows_estimate > 0 AND s.copy_bytes > 0,
@@ -111,6 +115,7 @@ SELECT s.state, coalesce(s.copy_rows, 0) > 0 AND s.copy_tables_total = 4
 	if ($state eq 'copying')
 	{
 		$during_copy++;
+		$slowest = $took if $took > $slowest;
 		$progress_seen++ if $prog eq 't';
 	}
 	$strong_locks += $strong;
@@ -120,7 +125,8 @@ SELECT s.state, coalesce(s.copy_rows, 0) > 0 AND s.copy_tables_total = 4
 	last if $state eq 'copy_failed';
 }
 $inflight2->query_safe('COMMIT') if $during_copy < 5;
-diag("f1 states seen: $states; writer statements completed during the copy: $during_copy");
+diag(sprintf("f1 states seen:%s; writer statements completed during the copy: %d, slowest %.1f ms",
+	$states, $during_copy, $slowest * 1000));
 like($states, qr/copying/, 'repl.status showed the copying phase');
 ok($during_copy > 0, 'writer statements completed while the copy ran');
 ok($progress_seen > 0, 'repl.status showed rows, bytes, tables and estimates during the copy');
@@ -159,7 +165,7 @@ is($f1->safe_psql('postgres', "SELECT count(*) FROM pg_constraint WHERE conrelid
 my $log = slurp_file($leader->logfile, $log_offset);
 like($log, qr/follower "f1": copied table public\.acc: \d+ rows, \d+ bytes \(binary\) in \d+ ms/,
 	'leader log reports rows, bytes and time per table');
-like($log, qr/follower "f1": copy finished at position \d+: 4 tables, \d+ rows/, 'leader log reports the end of the copy');
+like($log, qr/follower "f1": copy finished at position \d+ in \d+ ms \(data \d+ ms\): tables: 4, rows: \d+/, 'leader log reports the end of the copy');
 like($log, qr/follower "f1" caught up at position \d+ in \d+ ms/, 'leader log reports the end of the catch-up');
 $f1->command_fails_like(
 	[ 'psql', '-X', '-h', $f1->host, '-p', $f1->port, '-d', 'postgres', '-c', 'INSERT INTO acc (id, owner) VALUES (-1, \'x\')' ],
@@ -253,7 +259,7 @@ $late_writer->query_safe(q{BEGIN;
 INSERT INTO late VALUES (-1, 'in flight across the copy', 0);
 UPDATE late SET n = -n WHERE id BETWEEN 101 AND 110;});
 $leader->safe_psql('postgres', "SELECT repl.resume_follower('f1')");
-$leader->wait_for_log(qr/follower "f1": copy of 1 tables started/, $log_offset);
+$leader->wait_for_log(qr/follower "f1": copy of 1 table started/, $log_offset);
 $late_writer->query_safe('COMMIT');
 $leader->safe_psql('postgres', q{
 DELETE FROM late WHERE id BETWEEN 200 AND 299;
