@@ -1,28 +1,59 @@
 #!/usr/bin/env bash
 # repl_ext benchmarks, side by side with PostgreSQL's built-in logical
-# replication measured in the same run.  On demand only (make bench), never in CI.
+# replication measured on the same machine in the same run.  On demand only
+# (make bench), never in CI.
 #
 #   sudo bash test/bench/run.sh
+#   sudo BENCH_ROWS=100000 BENCH_RUNS=3 bash test/bench/run.sh
 #
 # Scenario "initial copy": bring a new, empty follower up to date with a
-# table of BENCH_ROWS rows (default 1,000,000, about 100 MB):
-#   repl_ext: time from repl.add_follower() until repl.wait_for_catchup()
-#             returns true (tables created, rows copied, indexes built,
-#             caught up);
-#   built-in: time from CREATE SUBSCRIPTION ... WITH (copy_data = true) until
-#             every table of the subscription is in state 'r' (ready); the
-#             subscriber's table must exist beforehand, with its key.
-# Both results are checked (row count and checksum) against the source.
+# table of BENCH_ROWS rows (default 1,000,000, about 140 MB with its key):
+#   repl_ext: wall-clock time from repl.add_follower() on the leader until
+#             repl.wait_for_catchup('f1', '600 s') returns true (the follower
+#             has no table beforehand: repl_ext creates it, copies the rows,
+#             builds the key, catches up);
+#   built-in: wall-clock time from CREATE SUBSCRIPTION ... WITH (copy_data =
+#             true) until every table of the subscription is in state 'r'
+#             (ready); built-in replication needs the subscriber's table to
+#             exist beforehand, with its key.
+# Both copies are checked against their source (row count and an md5 over
+# id, amount and label); any difference fails the script.  The result table
+# shows each run, and the median when BENCH_RUNS > 1, with the ratio
+# repl_ext / built-in (below 1: repl_ext is faster) and rows per second.
 #
-# Environment: BENCH_ROWS (rows, default 1000000), BENCH_RUNS (repetitions,
-# default 1; the median is printed too), BENCH_ONLY=repl_ext|builtin.
-# Instances: four throwaway clusters on ports 55431-55434, 127.0.0.1 and a
-# unix socket in a temporary directory, removed at the end.
+# Environment:
+#   BENCH_ROWS  rows in the table (default 1000000)
+#   BENCH_RUNS  repetitions of the measurement (default 1); between runs the
+#               follower side is dropped (repl.remove_follower + DROP TABLE;
+#               DROP SUBSCRIPTION + TRUNCATE), then 6 s pass so that neither
+#               system's 5 s worker restart throttle is measured
+#   BENCH_ONLY  repl_ext | builtin: run only that half.  builtin neither
+#               builds repl_ext nor starts the repl_ext instances.
+#
+# Instances (initdb -A trust -U postgres, shared_buffers 256MB, max_wal_size
+# 4GB, checkpoint_timeout 30min, fsync and synchronous_commit at defaults),
+# listening on 127.0.0.1 and a unix socket in a temporary directory under /tmp:
+#   repl_leader 55431, repl_follower 55432  (shared_preload_libraries repl_ext)
+#   pub 55433 (wal_level logical), sub 55434
+# Every wait is bounded (600 s for the copies, statement_timeout 30 min for
+# any statement); the script exits non-zero on any failure, printing the tail
+# of the server logs, and always stops its own instances and removes the
+# directory.
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 BIN=/usr/lib/postgresql/15/bin
+
+rows=${BENCH_ROWS:-1000000}
+runs=${BENCH_RUNS:-1}
+only=${BENCH_ONLY:-}
+[[ $rows =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROWS must be a positive integer, not '$rows'" >&2; exit 2; }
+[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer, not '$runs'" >&2; exit 2; }
+case $only in
+	'' | repl_ext | builtin) ;;
+	*) echo "BENCH_ONLY must be repl_ext or builtin, not '$only'" >&2; exit 2 ;;
+esac
 
 if [ "$(id -u)" = 0 ]; then
 	missing=()
@@ -34,45 +65,72 @@ if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
-	echo "== building and installing repl_ext"
-	make -s -C "$src" PG_CONFIG="$PG_CONFIG" >/dev/null
-	make -s -C "$src" PG_CONFIG="$PG_CONFIG" install >/dev/null
+	if [ "$only" != builtin ]; then
+		echo "== building and installing repl_ext"
+		make -s -C "$src" PG_CONFIG="$PG_CONFIG" install >/dev/null
+	fi
 	dir=$(mktemp -d /tmp/repl_ext_bench.XXXXXX)
 	cp "${BASH_SOURCE[0]}" "$dir/run.sh"
 	chown -R postgres "$dir"
-	exec runuser -u postgres -- env BENCH_ROWS="${BENCH_ROWS:-}" BENCH_RUNS="${BENCH_RUNS:-}" \
-		BENCH_ONLY="${BENCH_ONLY:-}" bash "$dir/run.sh" --as-postgres "$dir"
+	exec runuser -u postgres -- env BENCH_ROWS="$rows" BENCH_RUNS="$runs" BENCH_ONLY="$only" \
+		bash "$dir/run.sh" --as-postgres "$dir"
 fi
 
-if [ "${1:-}" != "--as-postgres" ]; then
+if [ "${1:-}" != "--as-postgres" ] || [ -z "${2:-}" ]; then
 	echo "run as root: sudo bash test/bench/run.sh" >&2
 	exit 1
 fi
 dir=$2
-rows=${BENCH_ROWS:-1000000}
-runs=${BENCH_RUNS:-1}
-only=${BENCH_ONLY:-}
-[ -z "$rows" ] && rows=1000000
-[ -z "$runs" ] && runs=1
+cd "$dir"
+
 names=(repl_leader repl_follower pub sub)
 ports=(55431 55432 55433 55434)
+case $only in
+	repl_ext) use=(0 1) ;;
+	builtin) use=(2 3) ;;
+	*) use=(0 1 2 3) ;;
+esac
+LEADER=55431 FOLLOWER=55432 PUB=55433 SUB=55434
+WAIT=600	# seconds, for each copy
+SETTLE=6	# seconds between runs, see below
 
 cleanup() {
+	local rc=$? n
+	trap - EXIT INT TERM HUP
+	if [ $rc -ne 0 ]; then
+		echo "== FAILED (exit status $rc); last lines of the server logs:" >&2
+		for n in "${names[@]}"; do
+			[ -f "$dir/$n.log" ] || continue
+			echo "-- $n.log" >&2
+			tail -n 20 "$dir/$n.log" >&2
+		done
+	fi
 	for n in "${names[@]}"; do
 		if [ -f "$dir/$n/postmaster.pid" ]; then
-			"$BIN/pg_ctl" -D "$dir/$n" -m fast stop >/dev/null 2>&1 || true
+			"$BIN/pg_ctl" -D "$dir/$n" -m fast -t 60 stop >/dev/null 2>&1 || true
 		fi
 	done
+	cd /
 	rm -rf "$dir"
+	exit $rc
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
-q() { "$BIN/psql" -X -q -A -t -h "$dir" -p "$1" -d postgres -v ON_ERROR_STOP=1 -c "$2"; }
+die() { echo "run.sh: $*" >&2; exit 1; }
+# one statement on an instance, unaligned tuples only, any error fatal
+q() {
+	PGOPTIONS='-c statement_timeout=1800s -c client_min_messages=warning' \
+		"$BIN/psql" -X -q -A -t -h "$dir" -p "$1" -d postgres -v ON_ERROR_STOP=1 -c "$2"
+}
 now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 conn() { echo "host=$dir port=$1 dbname=postgres"; }
+checkpoint_all() { local i; for i in "${use[@]}"; do q "${ports[$i]}" "CHECKPOINT"; done; }
 
-echo "== starting four instances in $dir"
-for i in 0 1 2 3; do
+echo "== starting ${#use[@]} instances in $dir"
+for i in "${use[@]}"; do
 	n=${names[$i]}
 	"$BIN/initdb" -D "$dir/$n" -A trust -U postgres >/dev/null
 	cat >> "$dir/$n/postgresql.conf" <<CONF
@@ -82,85 +140,137 @@ unix_socket_directories = '$dir'
 shared_buffers = 256MB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
+CONF
+	if [ "$i" -lt 2 ]; then
+		cat >> "$dir/$n/postgresql.conf" <<CONF
+shared_preload_libraries = 'repl_ext'
+repl_ext.database = 'postgres'
 max_worker_processes = 16
 CONF
-	if [ $i -lt 2 ]; then
-		printf "shared_preload_libraries = 'repl_ext'\nrepl_ext.database = 'postgres'\n" >> "$dir/$n/postgresql.conf"
 	else
 		echo "wal_level = logical" >> "$dir/$n/postgresql.conf"
 	fi
-	"$BIN/pg_ctl" -D "$dir/$n" -l "$dir/$n.log" -w start >/dev/null
+	"$BIN/pg_ctl" -D "$dir/$n" -l "$dir/$n.log" -t 120 -w start >/dev/null
+	if [ "$i" -lt 2 ]; then
+		q "${ports[$i]}" "CREATE EXTENSION repl_ext"
+	fi
 done
-q 55431 "CREATE EXTENSION repl_ext"
-q 55432 "CREATE EXTENSION repl_ext"
 
 table_sql="CREATE TABLE bench_copy (id bigint PRIMARY KEY, grp int NOT NULL, amount numeric(12,2),
 	label text, created timestamptz NOT NULL DEFAULT now())"
 fill_sql="INSERT INTO bench_copy SELECT g, g % 1000, (g % 100000) / 100.0, repeat(md5(g::text), 2),
 	'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, $rows) g"
-check_sql="SELECT count(*) || ' ' || md5(string_agg(id::text || ':' || amount::text || ':' || label, ',' ORDER BY id)) FROM bench_copy"
+check_sql="SELECT count(*) || ' ' || coalesce(md5(string_agg(id::text || ':' || amount::text || ':' || label,
+	',' ORDER BY id)), '-') FROM bench_copy"
+# built-in: wait on the subscriber itself, every 10 ms, until all tables are ready
+ready_sql="DO \$\$
+DECLARE deadline timestamptz := clock_timestamp() + interval '$WAIT s';
+BEGIN
+	LOOP
+		EXIT WHEN (SELECT count(*) > 0 AND count(*) FILTER (WHERE srsubstate <> 'r') = 0
+			FROM pg_subscription_rel);
+		IF clock_timestamp() > deadline THEN
+			RAISE EXCEPTION 'built-in subscription: tables not ready after $WAIT s';
+		END IF;
+		PERFORM pg_sleep(0.01);
+	END LOOP;
+END
+\$\$"
 
-echo "== loading $rows rows on the repl_ext leader and on the publisher"
-for p in 55431 55433; do
-	q $p "$table_sql"
-	q $p "$fill_sql"
-	q $p "VACUUM ANALYZE bench_copy"
+sources=()
+[ "$only" != builtin ] && sources+=("$LEADER")
+[ "$only" != repl_ext ] && sources+=("$PUB")
+echo "== loading $rows rows into bench_copy on the source instance(s)"
+for p in "${sources[@]}"; do
+	q "$p" "$table_sql"
+	q "$p" "$fill_sql"
+	q "$p" "VACUUM ANALYZE bench_copy"
 done
-echo "   table size: $(q 55431 "SELECT pg_size_pretty(pg_total_relation_size('bench_copy'))")"
-expected=$(q 55431 "$check_sql")
-q 55431 "SELECT repl.init_leader('leader', '$(conn 55431)')" >/dev/null
-q 55431 "SELECT repl.add_table('bench_copy')" >/dev/null
-q 55433 "CREATE PUBLICATION bench_pub FOR TABLE bench_copy"
+size=$(q "${sources[0]}" "SELECT pg_size_pretty(pg_total_relation_size('bench_copy'))")
+expected=$(q "${sources[0]}" "$check_sql")
+for p in "${sources[@]}"; do
+	got=$(q "$p" "$check_sql")
+	[ "$got" = "$expected" ] || die "the sources differ: $got on port $p, $expected on port ${sources[0]}"
+done
+echo "   table size: $size (with its key); rows and md5: $expected"
+
+if [ "$only" != builtin ]; then
+	q $LEADER "SELECT repl.init_leader('leader', '$(conn $LEADER)')" >/dev/null
+	q $LEADER "SELECT repl.add_table('bench_copy')" >/dev/null
+	[ "$(q $FOLLOWER "SELECT to_regclass('bench_copy') IS NULL")" = t ] ||
+		die "the repl_ext follower must not have bench_copy beforehand"
+fi
+if [ "$only" != repl_ext ]; then
+	q $PUB "CREATE PUBLICATION bench_pub FOR TABLE bench_copy"
+	q $SUB "$table_sql"
+fi
 
 repl_times=()
 builtin_times=()
 for run in $(seq 1 "$runs"); do
+	if [ "$run" -gt 1 ]; then
+		# drop the follower side of the previous run
+		if [ "$only" != builtin ]; then
+			[ "$(q $LEADER "SELECT repl.remove_follower('f1')")" = t ] ||
+				die "repl.remove_follower('f1') returned false"
+			q $FOLLOWER "DROP TABLE bench_copy"
+		fi
+		if [ "$only" != repl_ext ]; then
+			q $SUB "DROP SUBSCRIPTION bench_sub"
+			q $SUB "TRUNCATE bench_copy"
+		fi
+		# Both systems throttle worker starts to one per 5 s by default
+		# (repl_ext.retry_interval per follower slot; wal_retrieve_retry_interval
+		# in the PG 15 launcher, which DROP SUBSCRIPTION trips by starting a
+		# worker for the subscription being dropped).  Let that pass, so that
+		# neither measurement includes it.
+		sleep $SETTLE
+	fi
 	if [ "$only" != builtin ]; then
+		checkpoint_all
 		t0=$(now)
-		q 55431 "SELECT repl.add_follower('f1', '$(conn 55432)')" >/dev/null
-		ok=$(q 55431 "SELECT repl.wait_for_catchup('f1', '600 s')")
+		q $LEADER "SELECT repl.add_follower('f1', '$(conn $FOLLOWER)')" >/dev/null
+		ok=$(q $LEADER "SELECT repl.wait_for_catchup('f1', '$WAIT s')")
 		t1=$(now)
-		[ "$ok" = t ] || { echo "repl_ext follower did not catch up" >&2; exit 1; }
-		got=$(q 55432 "$check_sql")
-		[ "$got" = "$expected" ] || { echo "repl_ext copy differs: $got vs $expected" >&2; exit 1; }
-		repl_times+=("$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')")
-		q 55431 "SELECT repl.remove_follower('f1')" >/dev/null
-		q 55432 "DROP TABLE bench_copy"
+		if [ "$ok" != t ]; then
+			q $LEADER "SELECT * FROM repl.status" >&2 || true
+			die "run $run: the repl_ext follower did not catch up within $WAIT s"
+		fi
+		got=$(q $FOLLOWER "$check_sql")
+		[ "$got" = "$expected" ] || die "run $run: the repl_ext follower has '$got', the leader '$expected'"
+		repl_times+=("$(elapsed "$t0" "$t1")")
 	fi
 	if [ "$only" != repl_ext ]; then
-		q 55434 "$table_sql"
+		checkpoint_all
 		t0=$(now)
-		q 55434 "CREATE SUBSCRIPTION bench_sub CONNECTION '$(conn 55433)' PUBLICATION bench_pub WITH (copy_data = true)"
-		deadline=$(( $(date +%s) + 600 ))
-		until [ "$(q 55434 "SELECT count(*) > 0 AND bool_and(srsubstate = 'r') FROM pg_subscription_rel")" = t ]; do
-			[ "$(date +%s)" -lt $deadline ] || { echo "built-in subscription did not get ready" >&2; exit 1; }
-			sleep 0.05
-		done
+		q $SUB "CREATE SUBSCRIPTION bench_sub CONNECTION '$(conn $PUB)' PUBLICATION bench_pub
+			WITH (copy_data = true)"
+		q $SUB "$ready_sql"
 		t1=$(now)
-		got=$(q 55434 "$check_sql")
-		[ "$got" = "$expected" ] || { echo "built-in copy differs: $got vs $expected" >&2; exit 1; }
-		builtin_times+=("$(echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}')")
-		q 55434 "DROP SUBSCRIPTION bench_sub"
-		q 55434 "DROP TABLE bench_copy"
+		got=$(q $SUB "$check_sql")
+		[ "$got" = "$expected" ] || die "run $run: the subscriber has '$got', the publisher '$expected'"
+		builtin_times+=("$(elapsed "$t0" "$t1")")
 	fi
-	echo "   run $run: repl_ext ${repl_times[-1]:-n/a} s, built-in ${builtin_times[-1]:-n/a} s"
+	echo "   run $run: repl_ext ${repl_times[run-1]:-n/a} s, built-in ${builtin_times[run-1]:-n/a} s"
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-r=$(median "${repl_times[@]}")
-b=$(median "${builtin_times[@]}")
+median() {
+	[ $# -eq 0 ] && { echo n/a; return; }
+	printf '%s\n' "$@" | sort -g |
+		awk '{a[NR] = $1} END {if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2];
+			else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+ratio() { if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; else awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi; }
+rate() { if [ "$1" = n/a ]; then echo n/a; else awk -v r="$rows" -v t="$1" 'BEGIN {printf "%.0f", r / t}'; fi; }
+row() { printf '%-13s %-6s %9s %11s %11s %6s %16s %16s\n' "$@"; }
+line() { row "initial copy" "$1" "$rows" "$2" "$3" "$(ratio "$2" "$3")" "$(rate "$2")" "$(rate "$3")"; }
 
 echo
-echo "== initial copy of a new follower, $rows rows, median of $runs run(s)"
-printf '%-12s %12s %14s\n' system seconds rows/s
-for s in repl_ext built-in; do
-	t=$r; [ $s = built-in ] && t=$b
-	if [ "$t" = n/a ]; then
-		printf '%-12s %12s %14s\n' $s n/a n/a
-	else
-		printf '%-12s %12s %14s\n' $s "$t" "$(echo "$rows $t" | awk '{printf "%.0f", $1 / $2}')"
-	fi
+echo "== initial copy of a new follower: $rows rows, $size; ratio = repl_ext / built-in (lower is better for repl_ext)"
+row scenario run rows "repl_ext s" "built-in s" ratio "repl_ext rows/s" "built-in rows/s"
+for run in $(seq 1 "$runs"); do
+	line "$run" "${repl_times[run-1]:-n/a}" "${builtin_times[run-1]:-n/a}"
 done
-if [ "$r" != n/a ] && [ "$b" != n/a ]; then
-	echo "ratio repl_ext / built-in: $(echo "$r $b" | awk '{printf "%.2f", $1 / $2}') (below 1: repl_ext is faster)"
+if [ "$runs" -gt 1 ]; then
+	line median "$(median ${repl_times[@]+"${repl_times[@]}"})" "$(median ${builtin_times[@]+"${builtin_times[@]}"})"
 fi

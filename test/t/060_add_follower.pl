@@ -234,8 +234,21 @@ like($stderr, qr/replicated tables on follower "f3" are not empty.*Tables with r
 	'existing rows refused');
 $leader->safe_psql('postgres',
 	"SELECT repl.add_follower('f3', '" . connstr($f3) . "', truncate_existing => true)");
+
+# the connection is cut in the middle of the copy: the follower's copy
+# transaction rolls back (its old row is still there), then the retry works
+$leader->poll_query_until('postgres',
+	"SELECT state = 'copying' AND copy_rows > 0 FROM repl.status WHERE node_name = 'f3'")
+  or die 'f3 never started copying';
+$f3->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'repl_ext:f3'");
+$log_offset = -s $leader->logfile;
+$leader->wait_for_log(qr/follower "f3": copy failed/, $log_offset);
+pass('cut connection ends the copy with copy_failed');
 wait_catchup($leader, 'f3');
 compare_all($f3);
+is($f3->safe_psql('postgres', "SELECT count(*) FROM acc WHERE id = -5"), '0',
+	'truncate_existing replaced the rows that were in the way');
 
 ############################################################################
 # 4. add_table with followers present: created and copied on every one
