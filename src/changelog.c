@@ -66,6 +66,7 @@
 #include "protocol.h"
 #include "repl_ext.h"
 #include "shmem.h"
+#include "syncwait.h"
 
 /* Backend-local cache of the log tables' OIDs. */
 typedef struct LogCatalog
@@ -181,13 +182,16 @@ log_xact_callback(XactEvent event, void *arg)
 	{
 		PGPROC	   *proc = repl_shared->supervisor;
 
+		wrote_log = false;
 		pg_atomic_fetch_add_u64(&repl_shared->commits, 1);
 		/* a stale pointer only causes a spurious wakeup */
 		if (proc != NULL)
 			SetLatch(&proc->procLatch);
+		if (event == XACT_EVENT_COMMIT)
+			repl_sync_commit_wait();
 	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+			 event == XACT_EVENT_PREPARE)
 		wrote_log = false;
 }
 

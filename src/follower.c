@@ -53,6 +53,7 @@
 #include "follower.h"
 #include "guc.h"
 #include "shmem.h"
+#include "syncwait.h"
 #include "transport.h"
 
 PG_FUNCTION_INFO_V1(repl_init_leader);
@@ -60,6 +61,7 @@ PG_FUNCTION_INFO_V1(repl_add_follower);
 PG_FUNCTION_INFO_V1(repl_remove_follower);
 PG_FUNCTION_INFO_V1(repl_pause_follower);
 PG_FUNCTION_INFO_V1(repl_resume_follower);
+PG_FUNCTION_INFO_V1(repl_set_synchronous);
 PG_FUNCTION_INFO_V1(repl_wait_for_catchup);
 PG_FUNCTION_INFO_V1(repl_node_info);
 PG_FUNCTION_INFO_V1(repl_follower_status);
@@ -514,15 +516,6 @@ repl_add_follower(PG_FUNCTION_ARGS)
 	repl_check_preloaded();
 	repl_require_role(REPL_ROLE_LEADER, "repl.add_follower");
 
-	/*
-	 * Accepting the flag without waiting for the follower at commit would
-	 * promise a durability that is not there.
-	 */
-	if (synchronous)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("synchronous followers are not supported yet"),
-				 errhint("Add the follower with synchronous => false.")));
 	node = repl_local_node();
 	if (strcmp(name, node->node_name) == 0)
 		ereport(ERROR,
@@ -558,6 +551,19 @@ repl_add_follower(PG_FUNCTION_ARGS)
 		SPI_finish();
 		retry_sender_now(name);
 		PG_RETURN_VOID();
+	}
+	if (synchronous)
+	{
+		spi_exec("SELECT node_name FROM repl.followers WHERE synchronous",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("follower \"%s\" is already synchronous",
+							SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errdetail("At most one follower is synchronous."),
+					 errhint("Add \"%s\" as asynchronous, then move the role with repl.set_synchronous('%s').",
+							 name, name)));
 	}
 	position = repl_latest_tick();
 	spi_exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'repl_ext'",
@@ -723,6 +729,74 @@ repl_resume_follower(PG_FUNCTION_ARGS)
 {
 	set_paused(fcinfo, false, "repl.resume_follower");
 	PG_RETURN_VOID();
+}
+
+/*
+ * repl.set_synchronous(node_name text, synchronous boolean) returns boolean
+ *		Give the synchronous role to a follower (taking it from the one that
+ *		has it) or take it away.  Returns false if nothing changed.  The
+ *		supervisor applies the change when this transaction commits; commits
+ *		waiting for the previous synchronous follower then wait for the new
+ *		one, or stop waiting if there is none.
+ */
+Datum
+repl_set_synchronous(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_node_name(fcinfo, 0);
+	bool		on;
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(name);
+	char	   *previous = NULL;
+	bool		isnull;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("synchronous must not be null")));
+	on = PG_GETARG_BOOL(1);
+	repl_check_preloaded();
+	repl_require_role(REPL_ROLE_LEADER, "repl.set_synchronous");
+
+	SPI_connect();
+	/* serializes with add_follower and the supervisor's moves of the role */
+	if (SPI_execute("LOCK TABLE repl.followers IN SHARE ROW EXCLUSIVE MODE",
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not lock repl.followers");
+	spi_exec("SELECT synchronous FROM repl.followers WHERE node_name = $1",
+			 1, &type, &value, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("follower \"%s\" does not exist", name)));
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 1, &isnull)) == on)
+	{
+		SPI_finish();
+		ereport(NOTICE,
+				(errmsg("follower \"%s\" is already %s, skipping", name,
+						on ? "synchronous" : "asynchronous")));
+		PG_RETURN_BOOL(false);
+	}
+	/* two statements: the partial unique index allows one at a time */
+	spi_exec("UPDATE repl.followers SET synchronous = false WHERE synchronous"
+			 " RETURNING node_name", 0, NULL, NULL, NULL,
+			 SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+		previous = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (on)
+		spi_exec("UPDATE repl.followers SET synchronous = true WHERE node_name = $1",
+				 1, &type, &value, NULL, SPI_OK_UPDATE);
+	if (on && previous != NULL)
+		ereport(LOG,
+				(errmsg("repl_ext: synchronous role moved from follower \"%s\" to \"%s\"",
+						previous, name)));
+	else
+		ereport(LOG,
+				(errmsg("repl_ext: follower \"%s\" is now %s", name,
+						on ? "synchronous" : "asynchronous")));
+	SPI_finish();
+	repl_wake_supervisor_at_commit();
+	PG_RETURN_BOOL(true);
 }
 
 /*
@@ -919,7 +993,8 @@ state_name(ReplFollowerState state)
  * repl.follower_status() returns setof (node_name, state, synchronous,
  *		paused, sent_position, applied_position, last_error, last_error_time,
  *		copy_table, copy_tables_done, copy_tables_total, copy_rows,
- *		copy_bytes, copy_rows_estimate, copy_bytes_estimate, copy_started)
+ *		copy_bytes, copy_rows_estimate, copy_bytes_estimate, copy_started,
+ *		sync_state, waiting_commits, longest_wait)
  */
 Datum
 repl_follower_status(PG_FUNCTION_ARGS)
@@ -946,10 +1021,14 @@ repl_follower_status(PG_FUNCTION_ARGS)
 		ReplFollowerState state = REPL_FSTATE_CONNECTING;
 		char		errbuf[REPL_ERROR_LEN] = "";
 		TimestampTz errtime = 0;
-		Datum		values[16];
-		bool		nulls[16];
+		Datum		values[19];
+		bool		nulls[19];
 		ReplFollowerSlot copy;
 		int			s;
+		bool		configured_sync = DatumGetBool(SPI_getbinval(t, d, 2, &isnull));
+		const char *sync_state = configured_sync ? "pending" : "async";
+		int			nwaiting = 0;
+		TimestampTz oldest = 0;
 
 		memset(nulls, 0, sizeof(nulls));
 		memset(&copy, 0, sizeof(copy));
@@ -971,6 +1050,11 @@ repl_follower_status(PG_FUNCTION_ARGS)
 			errtime = slot->last_error_time;
 			if (slot->copy_started != 0)
 				memcpy(&copy, slot, sizeof(copy));
+			if (s == repl_shared->sync_slot)
+			{
+				sync_state = repl_shared->sync_degraded ? "degraded" : "sync";
+				nwaiting = repl_sync_waiting_locked(&oldest);
+			}
 		}
 		LWLockRelease(repl_shared->lock);
 		if (resync)
@@ -1005,6 +1089,12 @@ repl_follower_status(PG_FUNCTION_ARGS)
 		}
 		else
 			memset(&nulls[8], true, sizeof(bool) * 8);
+		values[16] = CStringGetTextDatum(sync_state);
+		values[17] = Int32GetDatum(nwaiting);
+		if (oldest != 0)
+			values[18] = Float8GetDatum((double) (GetCurrentTimestamp() - oldest) / USECS_PER_SEC);
+		else
+			nulls[18] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();

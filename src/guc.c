@@ -25,6 +25,16 @@ int			repl_network_timeout = 30000;
 int			repl_retry_interval = 5000;
 int			repl_log_rotate_interval = 60;
 int			repl_max_retention = 86400;
+bool		repl_synchronous_commit = true;
+int			repl_synchronous_mode = REPL_SYNC_STRICT;
+int			repl_synchronous_timeout = 10000;
+int			repl_synchronous_failover_timeout = 5000;
+
+static const struct config_enum_entry sync_mode_options[] = {
+	{"strict", REPL_SYNC_STRICT, false},
+	{"degrade", REPL_SYNC_DEGRADE, false},
+	{NULL, 0, false}
+};
 
 /*
  * repl_guc_init
@@ -103,6 +113,43 @@ repl_guc_init(void)
 							86400, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("repl_ext.synchronous_commit",
+							 "Whether a commit that changed replicated tables waits for the synchronous follower.",
+							 "Only matters while a follower is synchronous. Can be turned off per session or transaction (SET LOCAL).",
+							 &repl_synchronous_commit,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("repl_ext.synchronous_mode",
+							 "What commits do when the synchronous follower does not confirm them.",
+							 "strict: wait until a follower confirms. degrade: after repl_ext.synchronous_timeout, return with a WARNING and stop waiting until a follower is synchronous again.",
+							 &repl_synchronous_mode,
+							 REPL_SYNC_STRICT,
+							 sync_mode_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.synchronous_timeout",
+							"Longest time a commit waits for the synchronous follower in degrade mode.",
+							"Has no effect with repl_ext.synchronous_mode = strict.",
+							&repl_synchronous_timeout,
+							10000, 1, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.synchronous_failover_timeout",
+							"Time after which a synchronous follower that does not confirm is replaced.",
+							"After this long disconnected, or with a commit waiting this long, the most up-to-date streaming asynchronous follower becomes synchronous.",
+							&repl_synchronous_failover_timeout,
+							5000, 100, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("repl_ext");

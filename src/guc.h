@@ -16,6 +16,17 @@ extern int	repl_network_timeout;
 extern int	repl_retry_interval;
 extern int	repl_log_rotate_interval;
 extern int	repl_max_retention;
+extern bool repl_synchronous_commit;
+extern int	repl_synchronous_mode;
+extern int	repl_synchronous_timeout;
+extern int	repl_synchronous_failover_timeout;
+
+/* Values of repl_ext.synchronous_mode */
+typedef enum ReplSyncMode
+{
+	REPL_SYNC_STRICT,			/* wait until a follower confirms */
+	REPL_SYNC_DEGRADE			/* stop waiting after synchronous_timeout */
+} ReplSyncMode;
 
 extern void repl_guc_init(void);
 

@@ -24,6 +24,8 @@
 #include "shmem.h"
 
 ReplShared *repl_shared = NULL;
+ReplSyncWaiter *repl_sync_waiters = NULL;
+int			repl_sync_nwaiters = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -39,12 +41,19 @@ repl_shmem_size(void)
 					mul_size(repl_max_followers, sizeof(ReplFollowerSlot)));
 }
 
+/* One waiter entry per possible backend; MaxBackends is known by now. */
+static Size
+repl_waiters_size(void)
+{
+	return mul_size(MaxBackends, sizeof(ReplSyncWaiter));
+}
+
 static void
 repl_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(repl_shmem_size());
+	RequestAddinShmemSpace(add_size(repl_shmem_size(), repl_waiters_size()));
 	RequestNamedLWLockTranche("repl_ext", 1);
 }
 
@@ -68,8 +77,14 @@ repl_shmem_startup(void)
 		pg_atomic_init_u32(&repl_shared->config_generation, 1);
 		pg_atomic_init_u32(&repl_shared->cur_log, 0);
 		repl_shared->nslots = repl_max_followers;
+		repl_shared->sync_slot = -1;
 		ConditionVariableInit(&repl_shared->progress_cv);
 	}
+	repl_sync_waiters = ShmemInitStruct("repl_ext sync waiters",
+										repl_waiters_size(), &found);
+	if (!found)
+		memset(repl_sync_waiters, 0, repl_waiters_size());
+	repl_sync_nwaiters = MaxBackends;
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -44,7 +44,8 @@ typedef struct ReplFollowerSlot
 	PGPROC	   *proc;			/* sender's PGPROC, NULL when none runs */
 	pid_t		pid;
 	ReplFollowerState state;
-	bool		synchronous;
+	bool		synchronous;	/* configured synchronous (repl.followers) */
+	bool		copied;			/* initial copy done (phase 'streaming') */
 	bool		stop_requested; /* supervisor asks the sender to exit */
 	bool		retry_now;		/* add_follower again: end the backoff */
 	int64		sent_tick;		/* last tick sent */
@@ -75,12 +76,29 @@ typedef struct ReplShared
 	int64		tick_requested; /* number of fresh-tick requests */
 	int64		tick_served;	/* requests satisfied by a committed tick */
 	int64		last_tick;		/* newest committed tick id */
-	ConditionVariable progress_cv;	/* broadcast on new tick or apply */
+	ConditionVariable progress_cv;	/* broadcast on new tick, apply, or a
+									 * change of the synchronous role */
+	/* synchronous replication (syncwait.c); the supervisor writes these */
+	int			sync_slot;		/* slot holding the synchronous role, or -1 */
+	bool		sync_degraded;	/* degrade mode: commits stopped waiting */
 	int			nslots;
 	ReplFollowerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } ReplShared;
 
+/*
+ * A backend waiting at commit for the synchronous follower (syncwait.c),
+ * indexed by BackendId - 1.  Protected by ReplShared.lock; start is 0 when
+ * the backend is not waiting.
+ */
+typedef struct ReplSyncWaiter
+{
+	TimestampTz start;			/* when the wait began */
+	int64		target;			/* tick the follower must apply, -1 until known */
+} ReplSyncWaiter;
+
 extern ReplShared *repl_shared;
+extern ReplSyncWaiter *repl_sync_waiters;
+extern int	repl_sync_nwaiters;
 
 extern void repl_shmem_init(void);
 extern void repl_check_preloaded(void);

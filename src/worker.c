@@ -44,6 +44,7 @@
 #include "follower.h"
 #include "guc.h"
 #include "shmem.h"
+#include "syncwait.h"
 #include "transport.h"
 #include "worker.h"
 
@@ -217,18 +218,21 @@ sync_senders(SenderHandle *handles)
 	char	  **names;
 	bool	   *active;
 	bool	   *sync;
+	bool	   *copied;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
-	if (SPI_execute("SELECT node_name, NOT (paused OR needs_resync), synchronous"
+	if (SPI_execute("SELECT node_name, NOT (paused OR needs_resync), synchronous,"
+					"       phase OPERATOR(pg_catalog.=) 'streaming'"
 					"  FROM repl.followers ORDER BY node_name", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read repl.followers");
 	n = (int) SPI_processed;
 	names = MemoryContextAlloc(TopMemoryContext, sizeof(char *) * Max(n, 1));
 	active = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(n, 1));
 	sync = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(n, 1));
+	copied = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -240,6 +244,8 @@ sync_senders(SenderHandle *handles)
 											   SPI_tuptable->tupdesc, 2, &isnull));
 		sync[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
 											 SPI_tuptable->tupdesc, 3, &isnull));
+		copied[i] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+											   SPI_tuptable->tupdesc, 4, &isnull));
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -277,6 +283,7 @@ sync_senders(SenderHandle *handles)
 
 			wanted[slotno] = true;
 			slot->synchronous = sync[i];
+			slot->copied = copied[i];
 			slot->stop_requested = !active[i];
 			if (!active[i] && slot->proc)
 				SetLatch(&slot->proc->procLatch);
@@ -307,11 +314,13 @@ sync_senders(SenderHandle *handles)
 		if (!slot->in_use || wanted[i])
 			continue;
 		slot->stop_requested = true;
+		slot->synchronous = false;
 		if (slot->proc)
 			SetLatch(&slot->proc->procLatch);
 		else if (handles[i].handle == NULL)
 			slot->in_use = false;
 	}
+	repl_sync_assign_locked();
 	LWLockRelease(repl_shared->lock);
 
 	for (i = 0; i < n; i++)
@@ -319,6 +328,7 @@ sync_senders(SenderHandle *handles)
 	pfree(names);
 	pfree(active);
 	pfree(sync);
+	pfree(copied);
 	pfree(wanted);
 }
 
@@ -393,12 +403,27 @@ repl_supervisor_main(Datum main_arg)
 
 		if (started)
 		{
+			bool		requested;
+			long		sync_timeout;
+
+			/*
+			 * A waiter (a synchronous commit, wait_for_catchup) gets its tick
+			 * at once; plain commits are gathered for batch_interval.
+			 */
+			LWLockAcquire(repl_shared->lock, LW_SHARED);
+			requested = repl_shared->tick_requested > repl_shared->tick_served;
+			LWLockRelease(repl_shared->lock);
 			now = GetCurrentTimestamp();
-			if (!TimestampDifferenceExceeds(last_tick_time, now, repl_batch_interval))
+			if (!requested &&
+				!TimestampDifferenceExceeds(last_tick_time, now, repl_batch_interval))
 				timeout = Min(timeout, TimestampDifferenceMilliseconds(now,
 																	   TimestampTzPlusMilliseconds(last_tick_time, repl_batch_interval)) + 1);
 			else
 				maybe_cut_tick(&last_commits, &last_tick_time);
+
+			sync_timeout = repl_sync_manage();
+			if (sync_timeout >= 0)
+				timeout = Min(timeout, sync_timeout);
 
 			if (generation != last_generation ||
 				TimestampDifferenceExceeds(last_sync, now, repl_retry_interval))

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# repl_ext benchmarks, side by side with PostgreSQL's built-in logical
-# replication measured on the same machine in the same run.  On demand only
-# (make bench), never in CI.
+# repl_ext benchmarks, side by side with PostgreSQL's own replication measured
+# on the same machine in the same run.  On demand only (make bench), never in
+# CI.  This is the one entry point; the "sync" scenario lives in sync.sh,
+# which this script sources.
 #
 #   sudo bash test/bench/run.sh
 #   sudo BENCH_ROWS=100000 BENCH_RUNS=3 bash test/bench/run.sh
+#   sudo BENCH_SCENARIOS=sync BENCH_SECONDS=60 bash test/bench/run.sh
 #
-# Scenario "initial copy": bring a new, empty follower up to date with a
-# table of BENCH_ROWS rows (default 1,000,000, about 140 MB with its key):
+# Scenario "copy" (M4, initial copy): bring a new, empty follower up to date
+# with a table of BENCH_ROWS rows (default 1,000,000, about 140 MB with its
+# key):
 #   repl_ext: wall-clock time from repl.add_follower() on the leader until
 #             repl.wait_for_catchup('f1', '600 s') returns true (the follower
 #             has no table beforehand: repl_ext creates it, copies the rows,
@@ -21,35 +24,68 @@
 # shows each run, and the median when BENCH_RUNS > 1, with the ratio
 # repl_ext / built-in (below 1: repl_ext is faster) and rows per second.
 #
+# Scenario "sync" (M3, sync commit latency): one client commits one
+# single-row INSERT per transaction for BENCH_SECONDS (pgbench -n -c 1 -T),
+# with a synchronous and an asynchronous replica of each of repl_ext,
+# physical streaming replication and built-in logical replication; the
+# markdown table gives tps and average latency, and the latency ratio to
+# physical remote_apply.  See sync.sh for the six configurations and the
+# checks.  It runs after "copy" on fresh instances (the copy's instances are
+# stopped and initialized again), one system at a time; the tables of both
+# scenarios are printed at the end, "copy" first.
+#
 # Environment:
-#   BENCH_ROWS  rows in the table (default 1000000)
-#   BENCH_RUNS  repetitions of the measurement (default 1); between runs the
-#               follower side is dropped (repl.remove_follower + DROP TABLE;
-#               DROP SUBSCRIPTION + TRUNCATE), then 6 s pass so that neither
-#               system's 5 s worker restart throttle is measured
-#   BENCH_ONLY  repl_ext | builtin: run only that half.  builtin neither
-#               builds repl_ext nor starts the repl_ext instances.
+#   BENCH_SCENARIOS  comma list of the scenarios to run: copy, sync (default
+#                    "copy,sync")
+#   BENCH_ROWS       copy: rows in the table (default 1000000)
+#   BENCH_RUNS       copy: repetitions of the measurement (default 1); between
+#                    runs the follower side is dropped (repl.remove_follower +
+#                    DROP TABLE; DROP SUBSCRIPTION + TRUNCATE), then 6 s pass
+#                    so that neither system's 5 s worker restart throttle is
+#                    measured
+#   BENCH_ONLY       copy: repl_ext | builtin: run only that half.  builtin
+#                    neither builds repl_ext nor starts the repl_ext
+#                    instances unless "sync" runs too (sync always measures
+#                    every system)
+#   BENCH_SECONDS    sync: seconds pgbench runs per configuration (default 20)
 #
 # Instances (initdb -A trust -U postgres, shared_buffers 256MB, max_wal_size
 # 4GB, checkpoint_timeout 30min, fsync and synchronous_commit at defaults),
 # listening on 127.0.0.1 and a unix socket in a temporary directory under /tmp:
-#   repl_leader 55431, repl_follower 55432  (shared_preload_libraries repl_ext)
-#   pub 55433 (wal_level logical), sub 55434
-# Every wait is bounded (600 s for the copies, statement_timeout 30 min for
-# any statement); the script exits non-zero on any failure, printing the tail
-# of the server logs, and always stops its own instances and removes the
-# directory.
+#   repl_leader 55431, repl_follower 55432  (shared_preload_libraries repl_ext,
+#                                            copy and sync)
+#   pub 55433 (wal_level logical), sub 55434 (copy and sync)
+#   primary 55435, standby 55436 (pg_basebackup -R of primary; sync only)
+# Every wait is bounded (600 s for the copies and for any catch-up, pgbench
+# gets BENCH_SECONDS + 120 s, statement_timeout 30 min for any statement);
+# the script exits non-zero on any failure, printing the tail of the server
+# logs, and always stops its own instances (pg_ctl -D <its directory> stop)
+# and removes the directory.
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 BIN=/usr/lib/postgresql/15/bin
 
+scenarios=${BENCH_SCENARIOS:-copy,sync}
 rows=${BENCH_ROWS:-1000000}
 runs=${BENCH_RUNS:-1}
 only=${BENCH_ONLY:-}
+seconds=${BENCH_SECONDS:-20}
+want_copy=false
+want_sync=false
+IFS=, read -r -a scenario_list <<< "$scenarios"
+for s in ${scenario_list[@]+"${scenario_list[@]}"}; do
+	case $s in
+		copy) want_copy=true ;;
+		sync) want_sync=true ;;
+		*) echo "BENCH_SCENARIOS must be a comma list of copy and sync, not '$scenarios'" >&2; exit 2 ;;
+	esac
+done
+$want_copy || $want_sync || { echo "BENCH_SCENARIOS names no scenario: '$scenarios'" >&2; exit 2; }
 [[ $rows =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROWS must be a positive integer, not '$rows'" >&2; exit 2; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer, not '$runs'" >&2; exit 2; }
+[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_SECONDS must be a positive integer, not '$seconds'" >&2; exit 2; }
 case $only in
 	'' | repl_ext | builtin) ;;
 	*) echo "BENCH_ONLY must be repl_ext or builtin, not '$only'" >&2; exit 2 ;;
@@ -65,15 +101,16 @@ if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
-	if [ "$only" != builtin ]; then
+	if $want_sync || [ "$only" != builtin ]; then
 		echo "== building and installing repl_ext"
 		make -s -C "$src" PG_CONFIG="$PG_CONFIG" install >/dev/null
 	fi
 	dir=$(mktemp -d /tmp/repl_ext_bench.XXXXXX)
 	cp "${BASH_SOURCE[0]}" "$dir/run.sh"
+	cp "$(dirname "${BASH_SOURCE[0]}")/sync.sh" "$dir/sync.sh"
 	chown -R postgres "$dir"
-	exec runuser -u postgres -- env BENCH_ROWS="$rows" BENCH_RUNS="$runs" BENCH_ONLY="$only" \
-		bash "$dir/run.sh" --as-postgres "$dir"
+	exec runuser -u postgres -- env BENCH_SCENARIOS="$scenarios" BENCH_ROWS="$rows" BENCH_RUNS="$runs" \
+		BENCH_ONLY="$only" BENCH_SECONDS="$seconds" bash "$dir/run.sh" --as-postgres "$dir"
 fi
 
 if [ "${1:-}" != "--as-postgres" ] || [ -z "${2:-}" ]; then
@@ -83,15 +120,15 @@ fi
 dir=$2
 cd "$dir"
 
-names=(repl_leader repl_follower pub sub)
-ports=(55431 55432 55433 55434)
+names=(repl_leader repl_follower pub sub primary standby)
+ports=(55431 55432 55433 55434 55435 55436)
 case $only in
 	repl_ext) use=(0 1) ;;
 	builtin) use=(2 3) ;;
 	*) use=(0 1 2 3) ;;
 esac
 LEADER=55431 FOLLOWER=55432 PUB=55433 SUB=55434
-WAIT=600	# seconds, for each copy
+WAIT=600	# seconds, for each copy and each catch-up
 SETTLE=6	# seconds between runs, see below
 
 cleanup() {
@@ -129,9 +166,10 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 conn() { echo "host=$dir port=$1 dbname=postgres"; }
 checkpoint_all() { local i; for i in "${use[@]}"; do q "${ports[$i]}" "CHECKPOINT"; done; }
 
-echo "== starting ${#use[@]} instances in $dir"
-for i in "${use[@]}"; do
-	n=${names[$i]}
+# start_instance I: initdb and start instance names[I] (not the standby, which
+# sync.sh makes with pg_basebackup); the repl_ext ones get the extension
+start_instance() {
+	local i=$1 n=${names[$1]}
 	"$BIN/initdb" -D "$dir/$n" -A trust -U postgres >/dev/null
 	cat >> "$dir/$n/postgresql.conf" <<CONF
 port = ${ports[$i]}
@@ -147,23 +185,40 @@ shared_preload_libraries = 'repl_ext'
 repl_ext.database = 'postgres'
 max_worker_processes = 16
 CONF
-	else
+	elif [ "$i" -lt 4 ]; then
 		echo "wal_level = logical" >> "$dir/$n/postgresql.conf"
 	fi
 	"$BIN/pg_ctl" -D "$dir/$n" -l "$dir/$n.log" -t 120 -w start >/dev/null
 	if [ "$i" -lt 2 ]; then
 		q "${ports[$i]}" "CREATE EXTENSION repl_ext"
 	fi
-done
+}
 
-table_sql="CREATE TABLE bench_copy (id bigint PRIMARY KEY, grp int NOT NULL, amount numeric(12,2),
+# stop_instance I: stop instance names[I] if it runs; its directory stays
+stop_instance() {
+	local n=${names[$1]}
+	if [ -f "$dir/$n/postmaster.pid" ]; then
+		"$BIN/pg_ctl" -D "$dir/$n" -m fast -t 60 stop >/dev/null
+	fi
+}
+
+# scenario "copy": measure, into repl_times and builtin_times
+copy_scenario() {
+	local i p run t0 t1 ok got sources=()
+
+	echo "== initial copy: starting ${#use[@]} instances in $dir"
+	for i in "${use[@]}"; do
+		start_instance "$i"
+	done
+
+	table_sql="CREATE TABLE bench_copy (id bigint PRIMARY KEY, grp int NOT NULL, amount numeric(12,2),
 	label text, created timestamptz NOT NULL DEFAULT now())"
-fill_sql="INSERT INTO bench_copy SELECT g, g % 1000, (g % 100000) / 100.0, repeat(md5(g::text), 2),
+	fill_sql="INSERT INTO bench_copy SELECT g, g % 1000, (g % 100000) / 100.0, repeat(md5(g::text), 2),
 	'2026-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, $rows) g"
-check_sql="SELECT count(*) || ' ' || coalesce(md5(string_agg(id::text || ':' || amount::text || ':' || label,
+	check_sql="SELECT count(*) || ' ' || coalesce(md5(string_agg(id::text || ':' || amount::text || ':' || label,
 	',' ORDER BY id)), '-') FROM bench_copy"
-# built-in: wait on the subscriber itself, every 10 ms, until all tables are ready
-ready_sql="DO \$\$
+	# built-in: wait on the subscriber itself, every 10 ms, until all tables are ready
+	ready_sql="DO \$\$
 DECLARE deadline timestamptz := clock_timestamp() + interval '$WAIT s';
 BEGIN
 	LOOP
@@ -177,82 +232,82 @@ BEGIN
 END
 \$\$"
 
-sources=()
-[ "$only" != builtin ] && sources+=("$LEADER")
-[ "$only" != repl_ext ] && sources+=("$PUB")
-echo "== loading $rows rows into bench_copy on the source instance(s)"
-for p in "${sources[@]}"; do
-	q "$p" "$table_sql"
-	q "$p" "$fill_sql"
-	q "$p" "VACUUM ANALYZE bench_copy"
-done
-size=$(q "${sources[0]}" "SELECT pg_size_pretty(pg_total_relation_size('bench_copy'))")
-expected=$(q "${sources[0]}" "$check_sql")
-for p in "${sources[@]}"; do
-	got=$(q "$p" "$check_sql")
-	[ "$got" = "$expected" ] || die "the sources differ: $got on port $p, $expected on port ${sources[0]}"
-done
-echo "   table size: $size (with its key); rows and md5: $expected"
+	if [ "$only" != builtin ]; then sources+=("$LEADER"); fi
+	if [ "$only" != repl_ext ]; then sources+=("$PUB"); fi
+	echo "== loading $rows rows into bench_copy on the source instance(s)"
+	for p in "${sources[@]}"; do
+		q "$p" "$table_sql"
+		q "$p" "$fill_sql"
+		q "$p" "VACUUM ANALYZE bench_copy"
+	done
+	size=$(q "${sources[0]}" "SELECT pg_size_pretty(pg_total_relation_size('bench_copy'))")
+	expected=$(q "${sources[0]}" "$check_sql")
+	for p in "${sources[@]}"; do
+		got=$(q "$p" "$check_sql")
+		[ "$got" = "$expected" ] || die "the sources differ: $got on port $p, $expected on port ${sources[0]}"
+	done
+	echo "   table size: $size (with its key); rows and md5: $expected"
 
-if [ "$only" != builtin ]; then
-	q $LEADER "SELECT repl.init_leader('leader', '$(conn $LEADER)')" >/dev/null
-	q $LEADER "SELECT repl.add_table('bench_copy')" >/dev/null
-	[ "$(q $FOLLOWER "SELECT to_regclass('bench_copy') IS NULL")" = t ] ||
-		die "the repl_ext follower must not have bench_copy beforehand"
-fi
-if [ "$only" != repl_ext ]; then
-	q $PUB "CREATE PUBLICATION bench_pub FOR TABLE bench_copy"
-	q $SUB "$table_sql"
-fi
-
-repl_times=()
-builtin_times=()
-for run in $(seq 1 "$runs"); do
-	if [ "$run" -gt 1 ]; then
-		# drop the follower side of the previous run
-		if [ "$only" != builtin ]; then
-			[ "$(q $LEADER "SELECT repl.remove_follower('f1')")" = t ] ||
-				die "repl.remove_follower('f1') returned false"
-			q $FOLLOWER "DROP TABLE bench_copy"
-		fi
-		if [ "$only" != repl_ext ]; then
-			q $SUB "DROP SUBSCRIPTION bench_sub"
-			q $SUB "TRUNCATE bench_copy"
-		fi
-		# Both systems throttle worker starts to one per 5 s by default
-		# (repl_ext.retry_interval per follower slot; wal_retrieve_retry_interval
-		# in the PG 15 launcher, which DROP SUBSCRIPTION trips by starting a
-		# worker for the subscription being dropped).  Let that pass, so that
-		# neither measurement includes it.
-		sleep $SETTLE
-	fi
 	if [ "$only" != builtin ]; then
-		checkpoint_all
-		t0=$(now)
-		q $LEADER "SELECT repl.add_follower('f1', '$(conn $FOLLOWER)')" >/dev/null
-		ok=$(q $LEADER "SELECT repl.wait_for_catchup('f1', '$WAIT s')")
-		t1=$(now)
-		if [ "$ok" != t ]; then
-			q $LEADER "SELECT * FROM repl.status" >&2 || true
-			die "run $run: the repl_ext follower did not catch up within $WAIT s"
-		fi
-		got=$(q $FOLLOWER "$check_sql")
-		[ "$got" = "$expected" ] || die "run $run: the repl_ext follower has '$got', the leader '$expected'"
-		repl_times+=("$(elapsed "$t0" "$t1")")
+		q $LEADER "SELECT repl.init_leader('leader', '$(conn $LEADER)')" >/dev/null
+		q $LEADER "SELECT repl.add_table('bench_copy')" >/dev/null
+		[ "$(q $FOLLOWER "SELECT to_regclass('bench_copy') IS NULL")" = t ] ||
+			die "the repl_ext follower must not have bench_copy beforehand"
 	fi
 	if [ "$only" != repl_ext ]; then
-		checkpoint_all
-		t0=$(now)
-		q $SUB "CREATE SUBSCRIPTION bench_sub CONNECTION '$(conn $PUB)' PUBLICATION bench_pub
-			WITH (copy_data = true)"
-		q $SUB "$ready_sql"
-		t1=$(now)
-		got=$(q $SUB "$check_sql")
-		[ "$got" = "$expected" ] || die "run $run: the subscriber has '$got', the publisher '$expected'"
-		builtin_times+=("$(elapsed "$t0" "$t1")")
+		q $PUB "CREATE PUBLICATION bench_pub FOR TABLE bench_copy"
+		q $SUB "$table_sql"
 	fi
-	echo "   run $run: repl_ext ${repl_times[run-1]:-n/a} s, built-in ${builtin_times[run-1]:-n/a} s"
-done
+
+	repl_times=()
+	builtin_times=()
+	for run in $(seq 1 "$runs"); do
+		if [ "$run" -gt 1 ]; then
+			# drop the follower side of the previous run
+			if [ "$only" != builtin ]; then
+				[ "$(q $LEADER "SELECT repl.remove_follower('f1')")" = t ] ||
+					die "repl.remove_follower('f1') returned false"
+				q $FOLLOWER "DROP TABLE bench_copy"
+			fi
+			if [ "$only" != repl_ext ]; then
+				q $SUB "DROP SUBSCRIPTION bench_sub"
+				q $SUB "TRUNCATE bench_copy"
+			fi
+			# Both systems throttle worker starts to one per 5 s by default
+			# (repl_ext.retry_interval per follower slot; wal_retrieve_retry_interval
+			# in the PG 15 launcher, which DROP SUBSCRIPTION trips by starting a
+			# worker for the subscription being dropped).  Let that pass, so that
+			# neither measurement includes it.
+			sleep $SETTLE
+		fi
+		if [ "$only" != builtin ]; then
+			checkpoint_all
+			t0=$(now)
+			q $LEADER "SELECT repl.add_follower('f1', '$(conn $FOLLOWER)')" >/dev/null
+			ok=$(q $LEADER "SELECT repl.wait_for_catchup('f1', '$WAIT s')")
+			t1=$(now)
+			if [ "$ok" != t ]; then
+				q $LEADER "SELECT * FROM repl.status" >&2 || true
+				die "run $run: the repl_ext follower did not catch up within $WAIT s"
+			fi
+			got=$(q $FOLLOWER "$check_sql")
+			[ "$got" = "$expected" ] || die "run $run: the repl_ext follower has '$got', the leader '$expected'"
+			repl_times+=("$(elapsed "$t0" "$t1")")
+		fi
+		if [ "$only" != repl_ext ]; then
+			checkpoint_all
+			t0=$(now)
+			q $SUB "CREATE SUBSCRIPTION bench_sub CONNECTION '$(conn $PUB)' PUBLICATION bench_pub
+			WITH (copy_data = true)"
+			q $SUB "$ready_sql"
+			t1=$(now)
+			got=$(q $SUB "$check_sql")
+			[ "$got" = "$expected" ] || die "run $run: the subscriber has '$got', the publisher '$expected'"
+			builtin_times+=("$(elapsed "$t0" "$t1")")
+		fi
+		echo "   run $run: repl_ext ${repl_times[run-1]:-n/a} s, built-in ${builtin_times[run-1]:-n/a} s"
+	done
+}
 
 median() {
 	[ $# -eq 0 ] && { echo n/a; return; }
@@ -265,12 +320,32 @@ rate() { if [ "$1" = n/a ]; then echo n/a; else awk -v r="$rows" -v t="$1" 'BEGI
 row() { printf '%-13s %-6s %9s %11s %11s %6s %16s %16s\n' "$@"; }
 line() { row "initial copy" "$1" "$rows" "$2" "$3" "$(ratio "$2" "$3")" "$(rate "$2")" "$(rate "$3")"; }
 
-echo
-echo "== initial copy of a new follower: $rows rows, $size; ratio = repl_ext / built-in (lower is better for repl_ext)"
-row scenario run rows "repl_ext s" "built-in s" ratio "repl_ext rows/s" "built-in rows/s"
-for run in $(seq 1 "$runs"); do
-	line "$run" "${repl_times[run-1]:-n/a}" "${builtin_times[run-1]:-n/a}"
-done
-if [ "$runs" -gt 1 ]; then
-	line median "$(median ${repl_times[@]+"${repl_times[@]}"})" "$(median ${builtin_times[@]+"${builtin_times[@]}"})"
+# scenario "copy": the result table
+copy_report() {
+	local run
+	echo
+	echo "== initial copy of a new follower: $rows rows, $size; ratio = repl_ext / built-in (lower is better for repl_ext)"
+	row scenario run rows "repl_ext s" "built-in s" ratio "repl_ext rows/s" "built-in rows/s"
+	for run in $(seq 1 "$runs"); do
+		line "$run" "${repl_times[run-1]:-n/a}" "${builtin_times[run-1]:-n/a}"
+	done
+	if [ "$runs" -gt 1 ]; then
+		line median "$(median ${repl_times[@]+"${repl_times[@]}"})" "$(median ${builtin_times[@]+"${builtin_times[@]}"})"
+	fi
+}
+
+# sync_scenario and sync_report
+source "$dir/sync.sh"
+
+if $want_copy; then
+	copy_scenario
+fi
+if $want_sync; then
+	sync_scenario
+fi
+if $want_copy; then
+	copy_report
+fi
+if $want_sync; then
+	sync_report
 fi

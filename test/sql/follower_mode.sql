@@ -28,6 +28,7 @@ SELECT * FROM fm ORDER BY id;
 SELECT repl.add_table('fm');
 SELECT repl.add_follower('f2', 'dbname=contrib_regression');
 SELECT repl.init_leader('f1', 'dbname=contrib_regression');
+SELECT repl.set_synchronous('f2');
 
 -- handshake: only from the leader
 SELECT * FROM repl.follower_handshake('boss', 1);

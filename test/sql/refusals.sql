@@ -15,8 +15,6 @@ SELECT repl.add_follower(NULL, 'dbname=contrib_regression');
 SELECT repl.add_follower('', 'dbname=contrib_regression');
 SELECT repl.add_follower('n1', 'dbname=contrib_regression');
 SELECT repl.add_follower(repeat('y', 64), 'dbname=contrib_regression');
--- not yet: nothing would wait for the follower at commit
-SELECT repl.add_follower('f1', 'dbname=contrib_regression', synchronous => true);
 -- this node is a leader, not a follower
 SELECT repl.add_follower('self', 'dbname=contrib_regression');
 SELECT * FROM repl.status;

@@ -18,6 +18,14 @@ SELECT f.node_name, f.relid::regclass, f.sync_tick FROM repl.follower_tables f;
 SELECT pg_get_function_identity_arguments('repl.add_follower'::regproc);
 SELECT node_name, state, copy_table, copy_rows FROM repl.status;
 SELECT proconfig FROM pg_proc WHERE oid = 'repl.table_definitions'::regproc;
+-- 1.2: synchronous followers
+SELECT pg_get_function_identity_arguments('repl.set_synchronous'::regproc);
+SELECT indexdef FROM pg_indexes WHERE indexname = 'followers_one_synchronous';
+SELECT repl.set_synchronous('old');
+SELECT node_name, synchronous, waiting_commits FROM repl.status;
+-- take the role back before anything below writes the log: "old" is paused,
+-- so a commit would wait for it
+SELECT repl.set_synchronous('old', false);
 
 SELECT repl.remove_table('upgraded');
 DROP EXTENSION repl_ext;

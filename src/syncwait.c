@@ -1,0 +1,499 @@
+/*-------------------------------------------------------------------------
+ *
+ * syncwait.c
+ *		Synchronous followers: a commit that changed replicated tables
+ *		returns only once the synchronous follower has applied it, and the
+ *		supervisor moves the synchronous role when that follower fails.
+ *
+ * The role.  repl.followers marks at most one follower synchronous (a
+ * partial unique index).  The supervisor mirrors that into the slots and
+ * sets ReplShared.sync_slot to the slot of that follower once its initial
+ * copy is done: a follower still copying cannot confirm anything, and
+ * making every commit wait for a copy of unknown length would stop the
+ * leader.  Until then the follower is "pending" and commits do not wait.
+ *
+ * The wait.  It runs in the XACT_EVENT_COMMIT callback: the transaction is
+ * committed and visible, interrupts are held (CommitTransaction), and no
+ * error may be raised.  The backend asks the supervisor for a tick (which
+ * the supervisor cuts at once, without waiting for repl_ext.batch_interval),
+ * learns the id of the first tick cut after its request -- that tick's
+ * snapshot sees this transaction -- and sleeps until the synchronous
+ * follower's applied position reaches it.  Senders broadcast progress_cv
+ * after every acknowledgement, the supervisor after every tick and every
+ * change of the role, so the sleep is on the latch only.  As in
+ * replication/syncrep.c, a cancel ends the wait with a WARNING, a
+ * termination also silences the client (it must not read the commit as
+ * confirmed), and postmaster death is treated as a termination.
+ *
+ * Failure.  The supervisor calls repl_sync_manage on every pass.  The
+ * synchronous follower has failed when its sender has not been streaming
+ * for repl_ext.synchronous_failover_timeout, or when a commit has waited
+ * that long (a follower whose connection hangs still looks "streaming").
+ * The role then goes to the streaming follower with the highest applied
+ * position, in repl.followers as well, so the failed follower comes back
+ * as asynchronous (no flapping); the DBA moves the role back with
+ * repl.set_synchronous.  Waiting commits are released as soon as the new
+ * synchronous follower has applied them.  With no streaming follower the
+ * role stays where it is: in strict mode commits keep waiting until a
+ * follower confirms; in degrade mode the first commit that has waited
+ * repl_ext.synchronous_timeout sets sync_degraded, returns with a WARNING,
+ * and later commits do not wait until the synchronous follower has caught
+ * up again (or another follower took the role).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/dest.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "shmem.h"
+#include "syncwait.h"
+
+/* How often a waiting commit looks again even without a wakeup. */
+#define SYNC_RECHECK_MS		1000
+
+/* Supervisor only: since when each slot has not been streaming (0: it is). */
+static TimestampTz *unhealthy_since = NULL;
+
+/* Supervisor only: a failure without a replacement has been logged. */
+static bool reported_no_candidate = false;
+
+/*
+ * repl_slot_is_streaming
+ *		Whether the slot's sender is connected and streaming.  The caller
+ *		holds ReplShared.lock.
+ */
+bool
+repl_slot_is_streaming(const ReplFollowerSlot *slot)
+{
+	return slot->in_use && slot->proc != NULL && !slot->stop_requested &&
+		slot->state == REPL_FSTATE_STREAMING;
+}
+
+/*
+ * repl_sync_waiting_locked
+ *		Number of commits waiting, and the start of the oldest wait (0 when
+ *		none).  The caller holds ReplShared.lock.
+ */
+int
+repl_sync_waiting_locked(TimestampTz *oldest)
+{
+	int			n = 0;
+	int			i;
+
+	*oldest = 0;
+	for (i = 0; i < repl_sync_nwaiters; i++)
+	{
+		TimestampTz start = repl_sync_waiters[i].start;
+
+		if (start == 0)
+			continue;
+		n++;
+		if (*oldest == 0 || start < *oldest)
+			*oldest = start;
+	}
+	return n;
+}
+
+/*
+ * repl_sync_assign_locked
+ *		Point sync_slot at the slot of the configured synchronous follower
+ *		once its copy is done, and wake waiters if that changed.  Called by
+ *		the supervisor with ReplShared.lock held exclusively, after it has
+ *		copied repl.followers into the slots.
+ */
+void
+repl_sync_assign_locked(void)
+{
+	int			old = repl_shared->sync_slot;
+	int			i;
+
+	repl_shared->sync_slot = -1;
+	for (i = 0; i < repl_shared->nslots; i++)
+	{
+		ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+		if (slot->in_use && slot->synchronous && slot->copied)
+			repl_shared->sync_slot = i;
+	}
+	if (repl_shared->sync_slot != old)
+	{
+		repl_shared->sync_degraded = false;
+		/* waiters only read the shared state: a spurious wakeup is harmless */
+		ConditionVariableBroadcast(&repl_shared->progress_cv);
+	}
+}
+
+/*
+ * Record the move of the synchronous role from one follower to another in
+ * repl.followers.  Returns false (and changes nothing) if the catalog no
+ * longer matches: the DBA moved the role, or the candidate was paused or
+ * removed meanwhile.  The supervisor's own transaction.
+ */
+static bool
+persist_role_move(const char *from, const char *to)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		ok;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(from);
+	values[1] = CStringGetTextDatum(to);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	pgstat_report_activity(STATE_RUNNING, "moving the synchronous role");
+	if (SPI_execute("LOCK TABLE repl.followers IN SHARE ROW EXCLUSIVE MODE",
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not lock repl.followers");
+	if (SPI_execute_with_args("SELECT pg_catalog.count(*) FILTER (WHERE node_name OPERATOR(pg_catalog.=) $1 AND synchronous)"
+							  "     OPERATOR(pg_catalog.=) 1"
+							  "   AND pg_catalog.count(*) FILTER (WHERE node_name OPERATOR(pg_catalog.=) $2"
+							  "     AND NOT synchronous AND NOT paused AND NOT needs_resync"
+							  "     AND phase OPERATOR(pg_catalog.=) 'streaming') OPERATOR(pg_catalog.=) 1"
+							  "  FROM repl.followers",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read repl.followers");
+	ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull));
+	if (ok)
+	{
+		/* two statements: the partial unique index allows one at a time */
+		if (SPI_execute_with_args("UPDATE repl.followers SET synchronous = false"
+								  " WHERE node_name OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_execute_with_args("UPDATE repl.followers SET synchronous = true"
+								  " WHERE node_name OPERATOR(pg_catalog.=) $1",
+								  1, &types[1], &values[1], NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update repl.followers");
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/*
+ * repl_sync_manage
+ *		Supervisor: watch the synchronous follower, hand its role to the
+ *		best streaming follower when it fails, and end the degraded state
+ *		once it confirms again (see file header).  Returns how many ms until
+ *		it needs to look again, or -1 if only a wakeup matters.
+ */
+long
+repl_sync_manage(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	ReplFollowerSlot *slot;
+	TimestampTz oldest;
+	TimestampTz deadline = 0;
+	int			nwaiting;
+	int			s;
+	int			i;
+	int			cand = -1;
+	bool		healthy;
+	bool		failed = false;
+	bool		resumed = false;
+	char		sync_name[NAMEDATALEN];
+	char		failed_name[NAMEDATALEN];
+	char		cand_name[NAMEDATALEN];
+
+	if (unhealthy_since == NULL)
+		unhealthy_since = MemoryContextAllocZero(TopMemoryContext,
+												 sizeof(TimestampTz) * repl_shared->nslots);
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	s = repl_shared->sync_slot;
+	if (s < 0)
+	{
+		repl_shared->sync_degraded = false;
+		LWLockRelease(repl_shared->lock);
+		reported_no_candidate = false;
+		return -1;
+	}
+	slot = &repl_shared->slots[s];
+	strlcpy(sync_name, slot->node_name, NAMEDATALEN);
+	healthy = repl_slot_is_streaming(slot);
+	if (healthy)
+		unhealthy_since[s] = 0;
+	else if (unhealthy_since[s] == 0)
+		unhealthy_since[s] = now;
+	nwaiting = repl_sync_waiting_locked(&oldest);
+
+	if (repl_shared->sync_degraded &&
+		(repl_synchronous_mode == REPL_SYNC_STRICT ||
+		 (healthy && slot->applied_tick >= repl_shared->last_tick)))
+	{
+		repl_shared->sync_degraded = false;
+		resumed = true;
+	}
+
+	if (!healthy)
+		deadline = TimestampTzPlusMilliseconds(unhealthy_since[s],
+											   repl_synchronous_failover_timeout);
+	if (nwaiting > 0)
+	{
+		TimestampTz d = TimestampTzPlusMilliseconds(oldest,
+													repl_synchronous_failover_timeout);
+
+		if (deadline == 0 || d < deadline)
+			deadline = d;
+	}
+	if (deadline != 0 && now >= deadline)
+	{
+		failed = true;
+		for (i = 0; i < repl_shared->nslots; i++)
+		{
+			ReplFollowerSlot *other = &repl_shared->slots[i];
+
+			if (i == s || !other->copied || !repl_slot_is_streaming(other))
+				continue;
+			if (cand < 0 || other->applied_tick > repl_shared->slots[cand].applied_tick)
+				cand = i;
+		}
+		strlcpy(failed_name, sync_name, NAMEDATALEN);
+		if (cand >= 0)
+			strlcpy(cand_name, repl_shared->slots[cand].node_name, NAMEDATALEN);
+	}
+	LWLockRelease(repl_shared->lock);
+
+	if (resumed)
+	{
+		ereport(LOG,
+				(errmsg("repl_ext: synchronous follower \"%s\" has caught up; commits wait for it again",
+						sync_name)));
+		ConditionVariableBroadcast(&repl_shared->progress_cv);
+	}
+
+	if (!failed)
+	{
+		reported_no_candidate = false;
+		if (deadline == 0)
+			return -1;
+		return Max(TimestampDifferenceMilliseconds(now, deadline), 1);
+	}
+
+	if (cand < 0)
+	{
+		if (!reported_no_candidate)
+			ereport(LOG,
+					(errmsg("repl_ext: synchronous follower \"%s\" does not confirm commits and no other follower is streaming",
+							failed_name),
+					 errdetail(repl_synchronous_mode == REPL_SYNC_STRICT ?
+							   "Commits keep waiting until a follower confirms them (repl_ext.synchronous_mode = strict)." :
+							   "Commits stop waiting after repl_ext.synchronous_timeout (repl_ext.synchronous_mode = degrade).")));
+		reported_no_candidate = true;
+		/* look again soon: a follower may start streaming */
+		return 100;
+	}
+	reported_no_candidate = false;
+
+	if (!persist_role_move(failed_name, cand_name))
+		return 100;				/* the catalog changed; the next sync reads it */
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	if (repl_shared->sync_slot == s)
+	{
+		repl_shared->slots[s].synchronous = false;
+		repl_shared->slots[cand].synchronous = true;
+		repl_sync_assign_locked();
+	}
+	unhealthy_since[cand] = 0;
+	LWLockRelease(repl_shared->lock);
+	ConditionVariableBroadcast(&repl_shared->progress_cv);
+	ereport(LOG,
+			(errmsg("repl_ext: synchronous follower \"%s\" failed; follower \"%s\" is now synchronous",
+					failed_name, cand_name),
+			 errdetail("\"%s\" has not confirmed commits for %d ms (repl_ext.synchronous_failover_timeout). It stays a follower and continues as asynchronous.",
+					   failed_name, repl_synchronous_failover_timeout),
+			 errhint("Move the role back with repl.set_synchronous('%s') once it has caught up.",
+					 failed_name)));
+	return 100;
+}
+
+/* Why a commit wait ended. */
+typedef enum SyncWaitOutcome
+{
+	SYNC_WAITING,
+	SYNC_CONFIRMED,
+	SYNC_NO_ROLE,				/* no follower is synchronous (any more) */
+	SYNC_DEGRADED				/* degrade mode: commits no longer wait */
+} SyncWaitOutcome;
+
+static void
+end_wait(ReplSyncWaiter *me)
+{
+	ConditionVariableCancelSleep();
+	if (me == NULL)
+		return;
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	me->start = 0;
+	me->target = -1;
+	LWLockRelease(repl_shared->lock);
+}
+
+/*
+ * repl_sync_commit_wait
+ *		Wait until the synchronous follower has applied the transaction
+ *		that just committed (see file header).  Called at XACT_EVENT_COMMIT
+ *		by a transaction that wrote the replication log.  Never raises an
+ *		error: the commit has happened.
+ */
+void
+repl_sync_commit_wait(void)
+{
+	ReplSyncWaiter *me = NULL;
+	PGPROC	   *supervisor;
+	TimestampTz start;
+	int64		request;
+	int64		target = -1;
+	char		node_name[NAMEDATALEN];
+
+	if (!repl_synchronous_commit || repl_shared == NULL)
+		return;
+
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	if (repl_shared->sync_slot < 0 ||
+		(repl_shared->sync_degraded &&
+		 repl_synchronous_mode == REPL_SYNC_DEGRADE))
+	{
+		LWLockRelease(repl_shared->lock);
+		return;
+	}
+	request = ++repl_shared->tick_requested;
+	start = GetCurrentTimestamp();
+	if (MyBackendId > 0 && MyBackendId <= repl_sync_nwaiters)
+	{
+		me = &repl_sync_waiters[MyBackendId - 1];
+		me->start = start;
+		me->target = -1;
+	}
+	supervisor = repl_shared->supervisor;
+	LWLockRelease(repl_shared->lock);
+	if (supervisor != NULL)
+		SetLatch(&supervisor->procLatch);
+
+	for (;;)
+	{
+		SyncWaitOutcome outcome = SYNC_WAITING;
+		long		timeout = SYNC_RECHECK_MS;
+		int			s;
+		int			rc;
+
+		ConditionVariablePrepareToSleep(&repl_shared->progress_cv);
+		ResetLatch(MyLatch);
+
+		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		if (target < 0 && repl_shared->tick_served >= request)
+		{
+			target = repl_shared->last_tick;
+			if (me != NULL)
+				me->target = target;
+		}
+		s = repl_shared->sync_slot;
+		node_name[0] = '\0';
+		if (s < 0)
+			outcome = SYNC_NO_ROLE;
+		else
+		{
+			strlcpy(node_name, repl_shared->slots[s].node_name, NAMEDATALEN);
+			if (target >= 0 && repl_shared->slots[s].applied_tick >= target)
+				outcome = SYNC_CONFIRMED;
+			else if (repl_shared->sync_degraded &&
+					 repl_synchronous_mode == REPL_SYNC_DEGRADE)
+				outcome = SYNC_DEGRADED;
+		}
+		LWLockRelease(repl_shared->lock);
+
+		if (outcome == SYNC_CONFIRMED || outcome == SYNC_NO_ROLE)
+			break;
+		if (outcome == SYNC_DEGRADED)
+		{
+			ereport(WARNING,
+					(errmsg("not waiting for synchronous follower \"%s\": synchronous replication is degraded",
+							node_name),
+					 errdetail("The transaction has already committed locally, but might not have been replicated to the synchronous follower.")));
+			break;
+		}
+
+		/*
+		 * As syncrep.c: a termination cannot undo the commit, so warn and
+		 * make sure the client does not take it as confirmed.
+		 * ProcDiePending stays set so the backend exits afterwards.
+		 */
+		if (ProcDiePending)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("canceling the wait for synchronous follower \"%s\" and terminating connection due to administrator command",
+							node_name),
+					 errdetail("The transaction has already committed locally, but might not have been replicated to the synchronous follower.")));
+			whereToSendOutput = DestNone;
+			break;
+		}
+		if (QueryCancelPending)
+		{
+			QueryCancelPending = false;
+			ereport(WARNING,
+					(errmsg("canceling wait for synchronous follower \"%s\" due to user request",
+							node_name),
+					 errdetail("The transaction has already committed locally, but might not have been replicated to the synchronous follower.")));
+			break;
+		}
+		if (repl_synchronous_mode == REPL_SYNC_DEGRADE)
+		{
+			long		waited = TimestampDifferenceMilliseconds(start,
+																 GetCurrentTimestamp());
+
+			if (waited >= repl_synchronous_timeout)
+			{
+				bool		first;
+
+				LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+				first = !repl_shared->sync_degraded;
+				repl_shared->sync_degraded = true;
+				LWLockRelease(repl_shared->lock);
+				ereport(WARNING,
+						(errmsg("synchronous follower \"%s\" did not confirm the commit within repl_ext.synchronous_timeout (%d ms)",
+								node_name, repl_synchronous_timeout),
+						 errdetail("The transaction has already committed locally, but might not have been replicated to the synchronous follower."),
+						 first ?
+						 errhint("Commits no longer wait until a follower confirms again (repl_ext.synchronous_mode = degrade); see repl.status.") : 0));
+				break;
+			}
+			timeout = Min(timeout, repl_synchronous_timeout - waited);
+		}
+
+		rc = WaitLatch(MyLatch,
+					   WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
+					   timeout, PG_WAIT_EXTENSION);
+
+		/*
+		 * Without the postmaster no follower will confirm anything: end the
+		 * wait and the connection, as syncrep.c does.
+		 */
+		if (rc & WL_POSTMASTER_DEATH)
+		{
+			ProcDiePending = true;
+			whereToSendOutput = DestNone;
+			break;
+		}
+	}
+	end_wait(me);
+}

@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * syncwait.h
+ *		Synchronous followers: the commit wait and the supervisor's watch
+ *		over the synchronous role.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REPL_EXT_SYNCWAIT_H
+#define REPL_EXT_SYNCWAIT_H
+
+#include "datatype/timestamp.h"
+
+#include "shmem.h"
+
+extern void repl_sync_commit_wait(void);
+extern long repl_sync_manage(void);
+extern void repl_sync_assign_locked(void);
+extern bool repl_slot_is_streaming(const ReplFollowerSlot *slot);
+extern int	repl_sync_waiting_locked(TimestampTz *oldest);
+
+#endif							/* REPL_EXT_SYNCWAIT_H */
