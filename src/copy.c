@@ -309,6 +309,8 @@ record_copy(const ReplCopyRequest *req, int64 tick, const char *snapshot,
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not update repl.followers: %s",
 				 SPI_result_code_string(rc));
+		/* the supervisor may now give it the synchronous role */
+		repl_wake_supervisor_at_commit();
 	}
 	rc = SPI_execute_with_args("INSERT INTO repl.follower_tables (node_name, relid, sync_tick, sync_snap)"
 							   " SELECT $1, r, $2, $4::pg_catalog.pg_snapshot"

@@ -756,6 +756,8 @@ sender_mark_copied(void)
 							  " WHERE node_name OPERATOR(pg_catalog.=) $1",
 							  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update repl.followers");
+	/* the supervisor may now give it the synchronous role */
+	repl_wake_supervisor_at_commit();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

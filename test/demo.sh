@@ -75,15 +75,16 @@ CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL, balance numeric(
 INSERT INTO accounts SELECT g, 'user ' || g, g FROM generate_series(10, 50009) g;
 SQL
 
-echo "== leader: init, replicate table accounts, add followers f1 and f2 (created and copied)"
+echo "== leader: init, replicate table accounts, add followers f1 (synchronous) and f2 (created and copied)"
 psql_on 54321 <<SQL
 SELECT repl.init_leader('leader', '$(conn 54321)');
 SELECT repl.add_table('accounts');
-SELECT repl.add_follower('f1', '$(conn 54322)');
+SELECT repl.add_follower('f1', '$(conn 54322)', synchronous => true);
 SELECT repl.add_follower('f2', '$(conn 54323)');
+SELECT repl.wait_for_catchup();
 SQL
 
-echo "== leader: writes"
+echo "== leader: writes (each commit returns once f1 has applied it)"
 psql_on 54321 -e <<'SQL'
 INSERT INTO accounts VALUES (1, 'alice', 100.00), (2, 'bob', 50.00), (3, 'carol', 75.50);
 BEGIN;
@@ -112,6 +113,6 @@ echo "== leader log: how the followers were created, copied and caught up"
 grep -E 'repl_ext: follower "f[12]"' "$dir/leader.log" | sed 's/.*LOG: *//'
 
 echo "== leader: repl.status"
-psql_on 54321 -c "SELECT node_name, state, sent_position, applied_position, lag_changes, lag_seconds, last_error FROM repl.status"
+psql_on 54321 -c "SELECT node_name, state, sync_state, sent_position, applied_position, lag_changes, lag_seconds, last_error FROM repl.status"
 
 echo "== stopping everything"
