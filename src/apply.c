@@ -41,6 +41,7 @@
 #include "utils/rel.h"
 
 #include "capture.h"
+#include "changelog.h"
 #include "follower.h"
 #include "protocol.h"
 #include "relcache.h"
@@ -372,6 +373,7 @@ apply_table_event(ApplyState *st, ApplyRel *ar, char op)
 static int64
 lock_position(ApplyState *st)
 {
+	static SPIPlanPtr plan = NULL;
 	const ReplLocalNode *node = repl_local_node();
 	bool		isnull;
 	int			rc;
@@ -392,8 +394,10 @@ lock_position(ApplyState *st)
 				 errmsg("batch from \"%s\" rejected: its epoch " INT64_FORMAT " is older than this node's epoch " INT64_FORMAT,
 						st->hdr.leader_name, st->hdr.epoch, node->epoch)));
 
-	rc = SPI_execute("SELECT applied_tick FROM repl.local_node FOR UPDATE",
-					 false, 0);
+	rc = SPI_execute_plan(repl_kept_plan(&plan,
+										 "SELECT applied_tick FROM repl.local_node FOR UPDATE",
+										 0, NULL, 0),
+						  NULL, NULL, false, 0);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not lock repl.local_node: %s",
 			 SPI_result_code_string(rc));
@@ -549,14 +553,15 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 		repl_fixed_settings_end(st.fixed_nestlevel);
 
 	{
-		Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
-		Datum		values[2];
+		static SPIPlanPtr plan = NULL;
+		Oid			type = INT8OID;
+		Datum		value = Int64GetDatum(st.hdr.to_tick);
 
-		values[0] = Int64GetDatum(st.hdr.to_tick);
-		values[1] = TimestampTzGetDatum(st.hdr.to_tick_time);
-		rc = SPI_execute_with_args("UPDATE repl.local_node SET applied_tick = $1,"
-								   " applied_at = pg_catalog.now()",
-								   1, types, values, NULL, false, 0);
+		rc = SPI_execute_plan(repl_kept_plan(&plan,
+											 "UPDATE repl.local_node SET applied_tick = $1,"
+											 " applied_at = pg_catalog.now()",
+											 1, &type, 0),
+							  &value, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not store position: %s",
 				 SPI_result_code_string(rc));

@@ -443,12 +443,16 @@ repl_replicated_table_names(MemoryContext cxt)
 List *
 repl_replicated_relids(MemoryContext cxt)
 {
+	static SPIPlanPtr plan = NULL;
 	List	   *result = NIL;
 	MemoryContext oldcxt;
 	int			rc;
 	uint64		i;
 
-	rc = SPI_execute("SELECT relid FROM repl.replicated_tables", true, 0);
+	rc = SPI_execute_plan(repl_kept_plan(&plan,
+										 "SELECT relid FROM repl.replicated_tables",
+										 0, NULL, 0),
+						  NULL, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
 	oldcxt = MemoryContextSwitchTo(cxt);

@@ -262,6 +262,32 @@ spi_check(int rc, int expected, const char *what)
 }
 
 /*
+ * repl_kept_plan
+ *		A plan prepared once per process and kept (SPI_keepplan): ticks and batch
+ * reads run on every synchronous commit, and planning them each time cost
+ * more than running them.  The plan cache replans after DDL on the tables.
+ * cursor_options CURSOR_OPT_GENERIC_PLAN skips custom plans, for queries
+ * whose parameters (snapshots) tell the planner nothing useful.
+ */
+SPIPlanPtr
+repl_kept_plan(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+			   int cursor_options)
+{
+	SPIPlanPtr	plan;
+
+	if (*cache != NULL)
+		return *cache;
+	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	*cache = plan;
+	return plan;
+}
+
+/*
  * repl_cut_tick
  *		Record a new tick; returns its id.  Runs in the caller's transaction,
  *		which must commit right after (the supervisor's).  Tick cutters are
@@ -276,6 +302,7 @@ spi_check(int rc, int expected, const char *what)
 int64
 repl_cut_tick(const char *snapshot)
 {
+	static SPIPlanPtr plan = NULL;
 	int64		tick_id;
 	bool		isnull;
 	Datum		arg = (Datum) 0;
@@ -288,19 +315,27 @@ repl_cut_tick(const char *snapshot)
 		nulls[0] = 'n';
 	else
 		arg = CStringGetTextDatum(snapshot);
-	spi_check(SPI_execute_with_args("WITH prev AS ("
-									"  SELECT tick_id, snap FROM repl.tick"
-									"   ORDER BY tick_id DESC LIMIT 1),"
-									" cur AS (SELECT coalesce($1::pg_catalog.pg_snapshot,"
-									"                         pg_catalog.pg_current_snapshot()) AS snap)"
-									" INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
-									" SELECT coalesce((SELECT tick_id FROM prev), 0) + 1,"
-									"        cur.snap, pg_catalog.clock_timestamp(),"
-									"        (SELECT pg_catalog.count(*) FROM repl.batch_changes("
-									"           coalesce((SELECT snap FROM prev), '1:1:'::pg_catalog.pg_snapshot),"
-									"           cur.snap))"
-									"   FROM cur RETURNING tick_id",
-									1, &argtype, &arg, nulls, false, 0),
+
+	/*
+	 * The arguments of batch_changes are plain column references (no
+	 * sub-selects), so the planner inlines it and uses the log's indexes;
+	 * pg_current_snapshot() reads the statement's snapshot, so every use of
+	 * it below is the same snapshot.
+	 */
+	spi_check(SPI_execute_plan(repl_kept_plan(&plan,
+										  "INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
+										  " SELECT coalesce(p.tick_id, 0) + 1, c.snap,"
+										  "        pg_catalog.clock_timestamp(), n.n"
+										  "   FROM (SELECT coalesce($1::pg_catalog.pg_snapshot,"
+										  "                pg_catalog.pg_current_snapshot()) AS snap) c"
+										  "   LEFT JOIN (SELECT t.tick_id, t.snap FROM repl.tick t"
+										  "               ORDER BY t.tick_id DESC LIMIT 1) p ON true"
+										  "  CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n"
+										  "    FROM repl.batch_changes(coalesce(p.snap, '1:1:'::pg_catalog.pg_snapshot),"
+										  "                            c.snap)) n"
+										  " RETURNING tick_id",
+										  1, &argtype, CURSOR_OPT_GENERIC_PLAN),
+							   &arg, nulls, false, 0),
 			  SPI_OK_INSERT_RETURNING, "tick insert");
 	tick_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
@@ -445,14 +480,20 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	BatchRels	rels;
 	ReplBatchHeader hdr;
 	int			nchanges = 0;
+	static SPIPlanPtr tick_plan = NULL;
+	static SPIPlanPtr filter_lookup_plan = NULL;
+	static SPIPlanPtr batch_plan = NULL;
+	static SPIPlanPtr filtered_batch_plan = NULL;
 
 	SPI_connect();
 	args[0] = Int64GetDatum(from_tick);
 	argtypes[0] = INT8OID;
-	spi_check(SPI_execute_with_args("SELECT tick_id, snap, tick_time, n_changes"
-									"  FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.>=) $1"
-									" ORDER BY tick_id LIMIT 1000",
-									1, argtypes, args, NULL, true, 0),
+	spi_check(SPI_execute_plan(repl_kept_plan(&tick_plan,
+										 "SELECT tick_id, snap, tick_time, n_changes"
+										 "  FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.>=) $1"
+										 " ORDER BY tick_id LIMIT 1000",
+										 1, argtypes, 0),
+							   args, NULL, true, 0),
 			  SPI_OK_SELECT, "tick scan");
 	if (SPI_processed == 0 ||
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -504,8 +545,8 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	{
 		Oid			snaptype = TypenameGetTypid("pg_snapshot");
 		SPIPlanPtr	plan;
-		Datum		args3[3];
-		Oid			argtypes3[3];
+		Datum		args3[4];
+		Oid			argtypes3[4];
 
 		/*
 		 * Tables copied to this follower at a snapshot newer than from_tick:
@@ -515,35 +556,34 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 		argtypes3[0] = snaptype;
 		argtypes3[1] = snaptype;
 		argtypes3[2] = TEXTOID;
+		argtypes3[3] = INT8OID;
 		args3[0] = from_snap;
 		args3[1] = to_snap;
 		args3[2] = CStringGetTextDatum(node_name);
-		argtypes[0] = TEXTOID;
-		argtypes[1] = INT8OID;
-		args[0] = args3[2];
-		args[1] = Int64GetDatum(from_tick);
-		spi_check(SPI_execute_with_args("SELECT 1 FROM repl.follower_tables"
-										" WHERE node_name OPERATOR(pg_catalog.=) $1"
-										"   AND sync_tick OPERATOR(pg_catalog.>) $2 LIMIT 1",
-										2, argtypes, args, NULL, true, 1),
+		args3[3] = Int64GetDatum(from_tick);
+		spi_check(SPI_execute_plan(repl_kept_plan(&filter_lookup_plan,
+											 "SELECT 1 FROM repl.follower_tables"
+											 " WHERE node_name OPERATOR(pg_catalog.=) $3"
+											 "   AND sync_tick OPERATOR(pg_catalog.>) $4 LIMIT 1",
+											 4, argtypes3, 0),
+								   args3, NULL, true, 1),
 				  SPI_OK_SELECT, "copy filter lookup");
 		if (SPI_processed > 0)
-			plan = SPI_prepare(psprintf("SELECT b.relid, b.op, b.data"
-										"  FROM repl.batch_changes($1, $2) b"
-										" WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
-										"   WHERE f.node_name OPERATOR(pg_catalog.=) $3"
-										"     AND f.relid OPERATOR(pg_catalog.=) b.relid"
-										"     AND f.sync_tick OPERATOR(pg_catalog.>) " INT64_FORMAT
-										"     AND pg_catalog.pg_visible_in_snapshot(b.txid, f.sync_snap))"
-										" ORDER BY b.seq", from_tick),
-							   3, argtypes3);
+			plan = repl_kept_plan(&filtered_batch_plan,
+							 "SELECT b.relid, b.op, b.data"
+							 "  FROM repl.batch_changes($1, $2) b"
+							 " WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
+							 "   WHERE f.node_name OPERATOR(pg_catalog.=) $3"
+							 "     AND f.relid OPERATOR(pg_catalog.=) b.relid"
+							 "     AND f.sync_tick OPERATOR(pg_catalog.>) $4"
+							 "     AND pg_catalog.pg_visible_in_snapshot(b.txid, f.sync_snap))"
+							 " ORDER BY b.seq",
+							 4, argtypes3, CURSOR_OPT_GENERIC_PLAN);
 		else
-			plan = SPI_prepare("SELECT b.relid, b.op, b.data"
-							   "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
-							   2, argtypes3);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
+			plan = repl_kept_plan(&batch_plan,
+							 "SELECT b.relid, b.op, b.data"
+							 "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
+							 2, argtypes3, CURSOR_OPT_GENERIC_PLAN);
 		portal = SPI_cursor_open(NULL, plan, args3, NULL, true);
 		for (;;)
 		{

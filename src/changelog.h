@@ -8,6 +8,7 @@
 #ifndef REPL_EXT_CHANGELOG_H
 #define REPL_EXT_CHANGELOG_H
 
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 
 #include "protocol.h"
@@ -22,6 +23,8 @@ typedef struct ReplBatch
 	StringInfoData data;		/* complete encoded batch */
 } ReplBatch;
 
+extern SPIPlanPtr repl_kept_plan(SPIPlanPtr *cache, const char *sql,
+								 int nargs, Oid *argtypes, int cursor_options);
 extern void repl_log_write(Oid relid, char op, const char *data, int len);
 extern int64 repl_cut_tick(const char *snapshot);
 extern void repl_lock_ticks(void);

@@ -35,9 +35,13 @@
 #error "repl_ext needs libpq-be-fe-helpers.h from PostgreSQL 15.13 or later"
 #endif
 
+#define REPL_MAX_PREPARED 4
+
 struct ReplConn
 {
 	PGconn	   *conn;
+	int			nprepared;		/* statements prepared on this connection */
+	char		prepared[REPL_MAX_PREPARED][NAMEDATALEN];
 };
 
 /*
@@ -144,7 +148,7 @@ repl_conn_open(const char *conninfo, const char *node_name, char **err)
 		return NULL;
 	}
 
-	rc = MemoryContextAlloc(TopMemoryContext, sizeof(ReplConn));
+	rc = MemoryContextAllocZero(TopMemoryContext, sizeof(ReplConn));
 	rc->conn = conn;
 	return rc;
 }
@@ -196,25 +200,59 @@ flush_output(PGconn *conn)
 	}
 }
 
+/* A ReplResult (allocated in the current context) from libpq's last result. */
+static ReplResult *
+convert_result(PGconn *pgconn, PGresult *last)
+{
+	ReplResult *r;
+
+	if (last == NULL)
+		r = result_failed(conn_error(pgconn));
+	else if (PQresultStatus(last) == PGRES_TUPLES_OK ||
+			 PQresultStatus(last) == PGRES_COMMAND_OK)
+	{
+		int			i;
+		int			j;
+
+		r = palloc0(sizeof(ReplResult));
+		r->ok = true;
+		r->ntuples = PQntuples(last);
+		r->nfields = PQnfields(last);
+		r->values = palloc0(sizeof(char *) * Max(r->ntuples * r->nfields, 1));
+		for (i = 0; i < r->ntuples; i++)
+			for (j = 0; j < r->nfields; j++)
+				if (!PQgetisnull(last, i, j))
+					r->values[i * r->nfields + j] = pstrdup(PQgetvalue(last, i, j));
+	}
+	else
+	{
+		const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
+		const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
+		const char *hint = PQresultErrorField(last, PG_DIAG_MESSAGE_HINT);
+
+		r = result_failed(msg ? msg : pchomp(PQresultErrorMessage(last)));
+		if (state)
+			strlcpy(r->sqlstate, state, sizeof(r->sqlstate));
+		if (detail)
+			r->detail = pstrdup(detail);
+		if (hint)
+			r->hint = pstrdup(hint);
+	}
+	return r;
+}
+
 /*
- * repl_conn_exec
- *		Run one command with parameters (text unless formats says binary) and
- *		return its outcome.  Never raises for remote or network errors; does
- *		raise on interrupts.  All PGresults are cleared on every path.
+ * Collect the outcome of the command just sent.  Never raises for remote
+ * or network errors; does raise on interrupts.  All PGresults are cleared
+ * on every path.
  */
-ReplResult *
-repl_conn_exec(ReplConn *conn, const char *sql, int nparams,
-			   const char *const *values, const int *lengths,
-			   const int *formats)
+static ReplResult *
+collect_result(ReplConn *conn)
 {
 	PGconn	   *pgconn = conn->conn;
 	ReplResult *volatile r = NULL;
 	PGresult   *volatile last = NULL;
-
-	if (!PQsendQueryParams(pgconn, sql, nparams, NULL, values, lengths,
-						   formats, 0) ||
-		!flush_output(pgconn))
-		return result_failed(conn_error(pgconn));
 
 	PG_TRY();
 	{
@@ -225,46 +263,76 @@ repl_conn_exec(ReplConn *conn, const char *sql, int nparams,
 			PQclear(last);
 			last = res;
 		}
-		if (last == NULL)
-			r = result_failed(conn_error(pgconn));
-		else if (PQresultStatus(last) == PGRES_TUPLES_OK ||
-				 PQresultStatus(last) == PGRES_COMMAND_OK)
-		{
-			int			i;
-			int			j;
-
-			r = palloc0(sizeof(ReplResult));
-			r->ok = true;
-			r->ntuples = PQntuples(last);
-			r->nfields = PQnfields(last);
-			r->values = palloc0(sizeof(char *) * Max(r->ntuples * r->nfields, 1));
-			for (i = 0; i < r->ntuples; i++)
-				for (j = 0; j < r->nfields; j++)
-					if (!PQgetisnull(last, i, j))
-						r->values[i * r->nfields + j] = pstrdup(PQgetvalue(last, i, j));
-		}
-		else
-		{
-			const char *state = PQresultErrorField(last, PG_DIAG_SQLSTATE);
-			const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
-			const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
-			const char *hint = PQresultErrorField(last, PG_DIAG_MESSAGE_HINT);
-
-			r = result_failed(msg ? msg : pchomp(PQresultErrorMessage(last)));
-			if (state)
-				strlcpy(r->sqlstate, state, sizeof(r->sqlstate));
-			if (detail)
-				r->detail = pstrdup(detail);
-			if (hint)
-				r->hint = pstrdup(hint);
-		}
+		r = convert_result(pgconn, last);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		PQclear(last);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	PQclear(last);
 	return r;
+}
+
+/*
+ * repl_conn_exec
+ *		Run one command with parameters (text unless formats says binary) and
+ *		return its outcome.  Never raises for remote or network errors; does
+ *		raise on interrupts.
+ */
+ReplResult *
+repl_conn_exec(ReplConn *conn, const char *sql, int nparams,
+			   const char *const *values, const int *lengths,
+			   const int *formats)
+{
+	PGconn	   *pgconn = conn->conn;
+
+	if (!PQsendQueryParams(pgconn, sql, nparams, NULL, values, lengths,
+						   formats, 0) ||
+		!flush_output(pgconn))
+		return result_failed(conn_error(pgconn));
+	return collect_result(conn);
+}
+
+/*
+ * repl_conn_exec_prepared
+ *		As repl_conn_exec, for a command run many times on one connection:
+ *		it is prepared as statement name on first use (sql gives the
+ *		parameter types by casts), so the remote side neither parses nor
+ *		plans it again.  At most REPL_MAX_PREPARED names per connection.
+ */
+ReplResult *
+repl_conn_exec_prepared(ReplConn *conn, const char *name, const char *sql,
+						int nparams, const char *const *values,
+						const int *lengths, const int *formats)
+{
+	PGconn	   *pgconn = conn->conn;
+	int			i;
+	bool		prepared = false;
+
+	for (i = 0; i < conn->nprepared; i++)
+		if (strcmp(conn->prepared[i], name) == 0)
+			prepared = true;
+	if (!prepared)
+	{
+		ReplResult *r;
+
+		if (conn->nprepared >= REPL_MAX_PREPARED)
+			elog(ERROR, "too many prepared statements on one connection");
+		if (!PQsendPrepare(pgconn, name, sql, nparams, NULL) ||
+			!flush_output(pgconn))
+			return result_failed(conn_error(pgconn));
+		r = collect_result(conn);
+		if (!r->ok)
+			return r;
+		strlcpy(conn->prepared[conn->nprepared++], name, NAMEDATALEN);
+	}
+	if (!PQsendQueryPrepared(pgconn, name, nparams, values, lengths,
+							 formats, 0) ||
+		!flush_output(pgconn))
+		return result_failed(conn_error(pgconn));
+	return collect_result(conn);
 }
 
 const char *

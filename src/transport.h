@@ -33,6 +33,11 @@ extern void repl_conn_close(ReplConn *conn);
 extern ReplResult *repl_conn_exec(ReplConn *conn, const char *sql,
 								  int nparams, const char *const *values,
 								  const int *lengths, const int *formats);
+extern ReplResult *repl_conn_exec_prepared(ReplConn *conn, const char *name,
+										   const char *sql, int nparams,
+										   const char *const *values,
+										   const int *lengths,
+										   const int *formats);
 extern const char *repl_result_value(ReplResult *res, int row, int col);
 extern void repl_result_raise(ReplResult *res, const char *node_name);
 extern void repl_conn_exec_or_raise(ReplConn *conn, const char *sql,

@@ -850,8 +850,9 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		pgstat_report_activity(STATE_RUNNING, "sending a batch");
 		values[0] = batch.data.data;
 		lengths[0] = batch.data.len;
-		res = repl_conn_exec(conn, "SELECT repl.apply_batch($1::bytea)", 1,
-							 values, lengths, formats);
+		res = repl_conn_exec_prepared(conn, "repl_apply_batch",
+									  "SELECT repl.apply_batch($1::bytea)", 1,
+									  values, lengths, formats);
 		if (!res->ok)
 		{
 			sender_record_error("apply failed", res->message);
@@ -859,6 +860,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		}
 		applied = strtoi64(repl_result_value(res, 0, 0), NULL, 10);
 		*backoff = 100;
+
 
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 		my_slot()->applied_tick = applied;
@@ -973,6 +975,22 @@ repl_sender_main(Datum main_arg)
 			continue;
 		}
 		applied = strtoi64(repl_result_value(res, 0, 1), NULL, 10);
+
+		/*
+		 * apply_batch switches to replica mode for its transaction anyway;
+		 * having the session there already spares two plan cache resets
+		 * per batch (the GUC's assign hook resets it on every change).
+		 */
+		res = repl_conn_exec(conn, "SET session_replication_role = replica",
+							 0, NULL, NULL, NULL);
+		if (!res->ok)
+		{
+			sender_record_error("could not set session_replication_role", res->message);
+			repl_conn_close(conn);
+			sender_sleep(backoff);
+			backoff = Min(backoff * 2, repl_retry_interval);
+			continue;
+		}
 		if (!sender_position_kept(applied))
 		{
 			sender_record_error("needs re-synchronisation",
