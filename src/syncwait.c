@@ -8,7 +8,9 @@
  * The role.  repl.followers marks at most one follower synchronous (a
  * partial unique index).  The supervisor mirrors that into the slots and
  * sets ReplShared.sync_slot to the slot of that follower once its initial
- * copy is done: a follower still copying cannot confirm anything, and
+ * copy is done (and sync_known once it has read the catalog: until then,
+ * after a server start, a commit waits rather than assume there is no
+ * synchronous follower): a follower still copying cannot confirm anything, and
  * making every commit wait for a copy of unknown length would stop the
  * leader.  Until then the follower is "pending" and commits do not wait.
  *
@@ -121,6 +123,7 @@ repl_sync_assign_locked(void)
 	int			old = repl_shared->sync_slot;
 	int			i;
 
+	repl_shared->sync_known = true;
 	repl_shared->sync_slot = -1;
 	for (i = 0; i < repl_shared->nslots; i++)
 	{
@@ -369,9 +372,10 @@ repl_sync_commit_wait(void)
 		return;
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
-	if (repl_shared->sync_slot < 0 ||
-		(repl_shared->sync_degraded &&
-		 repl_synchronous_mode == REPL_SYNC_DEGRADE))
+	if (repl_shared->sync_known &&
+		(repl_shared->sync_slot < 0 ||
+		 (repl_shared->sync_degraded &&
+		  repl_synchronous_mode == REPL_SYNC_DEGRADE)))
 	{
 		LWLockRelease(repl_shared->lock);
 		return;
@@ -408,7 +412,9 @@ repl_sync_commit_wait(void)
 		}
 		s = repl_shared->sync_slot;
 		node_name[0] = '\0';
-		if (s < 0)
+		if (!repl_shared->sync_known)
+			strlcpy(node_name, "(not yet known)", NAMEDATALEN);
+		else if (s < 0)
 			outcome = SYNC_NO_ROLE;
 		else
 		{
