@@ -39,13 +39,17 @@
 # is stopped before the next system starts.  Before each configuration the
 # table is truncated on the source (RESTART IDENTITY; every system
 # replicates TRUNCATE), the replica catches up and is checked empty, and both
-# instances checkpoint.  After it the replica catches up (repl_ext:
-# repl.wait_for_catchup('f1', '600 s'); physical: the standby's
-# pg_last_wal_replay_lsn() reaches the primary's pg_current_wal_lsn();
-# logical: the subscription's replay_lsn in the publisher's
-# pg_stat_replication reaches it), and the source must hold exactly as many
-# rows as pgbench committed transactions and the replica the same rows
-# (count and an md5 over id and payload); any difference fails the script.
+# instances checkpoint.  Right after a synchronous configuration, before any
+# catch-up, the replica must already hold every row pgbench committed (its
+# commits returned only once applied there), or the configuration measured
+# was not synchronous and the script fails.  After every configuration the
+# replica catches up (repl_ext: repl.wait_for_catchup('f1', '600 s');
+# physical: the standby's pg_last_wal_replay_lsn() reaches the primary's
+# pg_current_wal_lsn(); logical: the subscription's replay_lsn in the
+# publisher's pg_stat_replication reaches it), and the source must hold
+# exactly as many rows as pgbench committed transactions and the replica the
+# same rows (count and an md5 over id and payload); any difference fails the
+# script.
 # Every wait is bounded by WAIT (600 s); pgbench by BENCH_SECONDS + 120 s.
 # No result is judged: the report states the targets next to the ratios.
 
