@@ -80,6 +80,7 @@ typedef struct LogCatalog
 static LogCatalog logcat;
 static bool logcat_callback_registered = false;
 static bool wrote_log = false;
+static bool wrote_table_event = false;
 static bool log_xact_callback_registered = false;
 
 static void
@@ -182,17 +183,29 @@ log_xact_callback(XactEvent event, void *arg)
 	{
 		PGPROC	   *proc = repl_shared->supervisor;
 
+		bool		table_event = wrote_table_event;
+
 		wrote_log = false;
+		wrote_table_event = false;
 		pg_atomic_fetch_add_u64(&repl_shared->commits, 1);
 		/* a stale pointer only causes a spurious wakeup */
 		if (proc != NULL)
 			SetLatch(&proc->procLatch);
-		if (event == XACT_EVENT_COMMIT)
+
+		/*
+		 * The wait holds this transaction's locks.  add_table/remove_table
+		 * hold locks the sender needs to copy the table to the follower, so
+		 * they do not wait (it would deadlock).
+		 */
+		if (event == XACT_EVENT_COMMIT && !table_event)
 			repl_sync_commit_wait();
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 			 event == XACT_EVENT_PREPARE)
+	{
 		wrote_log = false;
+		wrote_table_event = false;
+	}
 }
 
 /*
@@ -252,6 +265,8 @@ repl_log_write(Oid relid, char op, const char *data, int len)
 		log_xact_callback_registered = true;
 	}
 	wrote_log = true;
+	if (op == REPL_OP_ADD_TABLE || op == REPL_OP_REMOVE_TABLE)
+		wrote_table_event = true;
 }
 
 static void

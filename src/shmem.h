@@ -79,8 +79,6 @@ typedef struct ReplShared
 	ConditionVariable progress_cv;	/* broadcast on new tick, apply, or a
 									 * change of the synchronous role */
 	/* synchronous replication (syncwait.c); the supervisor writes these */
-	bool		sync_known;		/* sync_slot reflects repl.followers (false
-								 * until the supervisor has read it) */
 	int			sync_slot;		/* slot holding the synchronous role, or -1 */
 	bool		sync_degraded;	/* degrade mode: commits stopped waiting */
 	int			nslots;

@@ -8,9 +8,9 @@
  * The role.  repl.followers marks at most one follower synchronous (a
  * partial unique index).  The supervisor mirrors that into the slots and
  * sets ReplShared.sync_slot to the slot of that follower once its initial
- * copy is done (and sync_known once it has read the catalog: until then,
- * after a server start, a commit waits rather than assume there is no
- * synchronous follower): a follower still copying cannot confirm anything, and
+ * copy is done (until the supervisor has first read the catalog after a
+ * server start, commits do not wait; waiting could deadlock with a
+ * transaction that the supervisor needs to read past): a follower still copying cannot confirm anything, and
  * making every commit wait for a copy of unknown length would stop the
  * leader.  Until then the follower is "pending" and commits do not wait.
  *
@@ -123,7 +123,6 @@ repl_sync_assign_locked(void)
 	int			old = repl_shared->sync_slot;
 	int			i;
 
-	repl_shared->sync_known = true;
 	repl_shared->sync_slot = -1;
 	for (i = 0; i < repl_shared->nslots; i++)
 	{
@@ -372,10 +371,9 @@ repl_sync_commit_wait(void)
 		return;
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
-	if (repl_shared->sync_known &&
-		(repl_shared->sync_slot < 0 ||
-		 (repl_shared->sync_degraded &&
-		  repl_synchronous_mode == REPL_SYNC_DEGRADE)))
+	if (repl_shared->sync_slot < 0 ||
+		(repl_shared->sync_degraded &&
+		 repl_synchronous_mode == REPL_SYNC_DEGRADE))
 	{
 		LWLockRelease(repl_shared->lock);
 		return;
@@ -412,9 +410,7 @@ repl_sync_commit_wait(void)
 		}
 		s = repl_shared->sync_slot;
 		node_name[0] = '\0';
-		if (!repl_shared->sync_known)
-			strlcpy(node_name, "(not yet known)", NAMEDATALEN);
-		else if (s < 0)
+		if (s < 0)
 			outcome = SYNC_NO_ROLE;
 		else
 		{

@@ -435,7 +435,6 @@ repl_supervisor_main(Datum main_arg)
 					last_generation = generation;
 					LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 					repl_shared->cur_log_valid = false;
-					repl_shared->sync_known = false;
 					repl_shared->sync_slot = -1;
 					LWLockRelease(repl_shared->lock);
 					continue;

@@ -160,14 +160,6 @@ $fsess = $f1->background_psql('postgres', on_error_stop => 1);
 is($fsess->query_safe("SELECT v FROM t WHERE id = 5001"), 'back on f1',
 	'a commit is on f1 when it returns');
 
-# right after a restart of the leader, before its supervisor has read the
-# catalog, a commit still waits for the synchronous follower
-$lsess->quit;
-$leader->restart;
-$leader->safe_psql('postgres', "INSERT INTO t VALUES (5002, 'after restart')");
-is($fsess->query_safe("SELECT v FROM t WHERE id = 5002"), 'after restart',
-	'the first commit after a leader restart is on f1 when it returns');
-$lsess = $leader->background_psql('postgres', on_error_stop => 1);
 
 ############################################################################
 # 4. strict mode with every follower down
