@@ -881,6 +881,19 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 }
 
 /*
+ * After a failure: close the connection (if any), wait out the backoff on
+ * the latch, and double it for next time, up to repl_ext.retry_interval.
+ */
+static void
+sender_back_off(ReplConn *conn, long *backoff)
+{
+	if (conn != NULL)
+		repl_conn_close(conn);
+	sender_sleep(*backoff);
+	*backoff = Min(*backoff * 2, repl_retry_interval);
+}
+
+/*
  * repl_sender_main
  *		Entry point of a sender; main_arg is its slot number.
  */
@@ -930,8 +943,7 @@ repl_sender_main(Datum main_arg)
 		if (conn == NULL)
 		{
 			sender_record_error("could not connect", err);
-			sender_sleep(backoff);
-			backoff = Min(backoff * 2, repl_retry_interval);
+			sender_back_off(NULL, &backoff);
 			continue;
 		}
 
@@ -942,9 +954,7 @@ repl_sender_main(Datum main_arg)
 			if (!res->ok)
 			{
 				sender_record_error("could not read the follower's role", res->message);
-				repl_conn_close(conn);
-				sender_sleep(backoff);
-				backoff = Min(backoff * 2, repl_retry_interval);
+				sender_back_off(conn, &backoff);
 				continue;
 			}
 			if (strcmp(repl_result_value(res, 0, 0), "follower") == 0 &&
@@ -953,9 +963,7 @@ repl_sender_main(Datum main_arg)
 				sender_mark_copied();
 			else if (!sender_copy(conn, &cfg, true))
 			{
-				repl_conn_close(conn);
-				sender_sleep(backoff);
-				backoff = Min(backoff * 2, repl_retry_interval);
+				sender_back_off(conn, &backoff);
 				continue;
 			}
 			sender_needs_copy = false;
@@ -970,9 +978,7 @@ repl_sender_main(Datum main_arg)
 		if (!res->ok)
 		{
 			sender_record_error("handshake failed", res->message);
-			repl_conn_close(conn);
-			sender_sleep(backoff);
-			backoff = Min(backoff * 2, repl_retry_interval);
+			sender_back_off(conn, &backoff);
 			continue;
 		}
 		applied = strtoi64(repl_result_value(res, 0, 1), NULL, 10);
@@ -987,9 +993,7 @@ repl_sender_main(Datum main_arg)
 		if (!res->ok)
 		{
 			sender_record_error("could not set session_replication_role", res->message);
-			repl_conn_close(conn);
-			sender_sleep(backoff);
-			backoff = Min(backoff * 2, repl_retry_interval);
+			sender_back_off(conn, &backoff);
 			continue;
 		}
 		if (!sender_position_kept(applied))
@@ -1012,8 +1016,6 @@ repl_sender_main(Datum main_arg)
 						sender_node, applied)));
 
 		sender_stream(conn, &cfg, applied, batchcxt, &backoff);
-		repl_conn_close(conn);
-		sender_sleep(backoff);
-		backoff = Min(backoff * 2, repl_retry_interval);
+		sender_back_off(conn, &backoff);
 	}
 }
