@@ -369,40 +369,101 @@ apply_table_event(ApplyState *st, ApplyRel *ar, char op)
 	}
 }
 
-/* Read and lock this follower's position; check the batch's sender. */
+/*
+ * Read and lock this follower's position; check the batch's sender against
+ * the locked row, not the cached one: a handshake of a newer leader may
+ * have changed it while this batch was on its way (failover.c).
+ */
 static int64
 lock_position(ApplyState *st)
 {
 	static SPIPlanPtr plan = NULL;
-	const ReplLocalNode *node = repl_local_node();
 	bool		isnull;
 	int			rc;
+	char	   *role;
+	char	   *leader;
+	int64		epoch;
+	HeapTuple	tup;
+	TupleDesc	desc;
 
-	if (node->role != REPL_ROLE_FOLLOWER)
+	rc = SPI_execute_plan(repl_kept_plan(&plan,
+										 "SELECT applied_tick, role, leader_name, epoch"
+										 "  FROM repl.local_node FOR UPDATE",
+										 0, NULL, 0),
+						  NULL, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not lock repl.local_node: %s",
+			 SPI_result_code_string(rc));
+	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("batch from \"%s\" rejected: this node is not a follower",
 						st->hdr.leader_name)));
-	if (strcmp(node->leader_name, st->hdr.leader_name) != 0)
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	role = SPI_getvalue(tup, desc, 2);
+	leader = SPI_getvalue(tup, desc, 3);
+	epoch = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+	if (strcmp(role, "follower") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("batch from \"%s\" rejected: this node is not a follower",
+						st->hdr.leader_name),
+				 errdetail("Its role is \"%s\".", role)));
+	if (leader == NULL || strcmp(leader, st->hdr.leader_name) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("batch from \"%s\" rejected: this node follows \"%s\"",
-						st->hdr.leader_name, node->leader_name)));
-	if (st->hdr.epoch < node->epoch)
+						st->hdr.leader_name, leader ? leader : "")));
+	if (st->hdr.epoch != epoch)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("batch from \"%s\" rejected: its epoch " INT64_FORMAT " is older than this node's epoch " INT64_FORMAT,
-						st->hdr.leader_name, st->hdr.epoch, node->epoch)));
+				 errmsg("batch from \"%s\" rejected: its epoch " INT64_FORMAT " is not this node's epoch " INT64_FORMAT,
+						st->hdr.leader_name, st->hdr.epoch, epoch)));
+	return DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+}
 
+/*
+ * Keep the tick that ends here in repl.retained: a batch of its own, the
+ * header of this batch with the tick's positions, and the changes from
+ * tick_start to the marker (inclusive).  See failover.c.
+ */
+static void
+retain_tick(ApplyState *st, StringInfo msg, int tick_start, int nchanges,
+			int64 from_tick, int64 tick_id, TimestampTz tick_time)
+{
+	static SPIPlanPtr plan = NULL;
+	ReplBatchHeader hdr = st->hdr;
+	StringInfoData buf;
+	Oid			types[3] = {INT8OID, INT8OID, BYTEAOID};
+	Datum		values[3];
+	bytea	   *b;
+	int			rc;
+
+	hdr.from_tick = from_tick;
+	hdr.to_tick = tick_id;
+	hdr.to_tick_time = tick_time;
+	hdr.nchanges = nchanges;
+	initStringInfo(&buf);
+	repl_proto_put_batch_header(&buf, &hdr);
+	appendBinaryStringInfo(&buf, msg->data + tick_start, msg->cursor - tick_start);
+	b = palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(b, VARHDRSZ + buf.len);
+	memcpy(VARDATA(b), buf.data, buf.len);
+	values[0] = Int64GetDatum(tick_id);
+	values[1] = Int64GetDatum(st->hdr.epoch);
+	values[2] = PointerGetDatum(b);
 	rc = SPI_execute_plan(repl_kept_plan(&plan,
-										 "SELECT applied_tick FROM repl.local_node FOR UPDATE",
-										 0, NULL, 0),
-						  NULL, NULL, false, 0);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not lock repl.local_node: %s",
+										 "INSERT INTO repl.retained (tick_id, epoch, batch)"
+										 " VALUES ($1, $2, $3) ON CONFLICT (tick_id) DO UPDATE"
+										 " SET epoch = excluded.epoch, batch = excluded.batch",
+										 3, types, 0),
+						  values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not keep tick " INT64_FORMAT ": %s", tick_id,
 			 SPI_result_code_string(rc));
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 1, &isnull));
+	pfree(b);
+	pfree(buf.data);
 }
 
 /*
@@ -418,6 +479,9 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 	ErrorContextCallback errcb;
 	MemoryContext oldcxt;
 	int64		applied;
+	int64		tick_from;
+	int			tick_start;
+	int			tick_changes = 0;
 	int			i;
 	int			rc;
 
@@ -483,6 +547,8 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 									  ALLOCSET_DEFAULT_SIZES);
 	AfterTriggerBeginQuery();
 
+	tick_from = st.hdr.from_tick;
+	tick_start = msg.cursor;
 	for (i = 0; i < st.hdr.nchanges; i++)
 	{
 		int			relidx;
@@ -493,6 +559,25 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		repl_proto_get_change(&msg, &st.hdr, &relidx, &op, &data);
 		st.change_no = i + 1;
+		tick_changes++;
+		if (op == REPL_OP_TICK)
+		{
+			int64		tick_id;
+			TimestampTz tick_time;
+
+			repl_proto_get_tick(&data, &tick_id, &tick_time);
+			if (tick_id <= tick_from || tick_id > st.hdr.to_tick)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("tick marker " INT64_FORMAT " out of order in replication batch",
+								tick_id)));
+			retain_tick(&st, &msg, tick_start, tick_changes, tick_from,
+						tick_id, tick_time);
+			tick_from = tick_id;
+			tick_start = msg.cursor;
+			tick_changes = 0;
+			continue;
+		}
 		st.current_rel = st.rels[relidx].qualname;
 		ar = open_apply_rel(&st, relidx);
 		if (op != REPL_OP_ADD_TABLE && !ar->registered)
@@ -541,6 +626,11 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("replication batch has %d bytes after its last change",
 						msg.len - msg.cursor)));
+	if (tick_from != st.hdr.to_tick)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("replication batch to position " INT64_FORMAT " ends at tick " INT64_FORMAT,
+						st.hdr.to_tick, tick_from)));
 	st.current_rel = NULL;
 
 	/* fire ALWAYS / REPLICA after-row triggers, then clean up */
@@ -554,14 +644,16 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 
 	{
 		static SPIPlanPtr plan = NULL;
-		Oid			type = INT8OID;
-		Datum		value = Int64GetDatum(st.hdr.to_tick);
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		values[2];
 
+		values[0] = Int64GetDatum(st.hdr.to_tick);
+		values[1] = Int64GetDatum(st.hdr.epoch);
 		rc = SPI_execute_plan(repl_kept_plan(&plan,
 											 "UPDATE repl.local_node SET applied_tick = $1,"
-											 " applied_at = pg_catalog.now()",
-											 1, &type, 0),
-							  &value, NULL, false, 0);
+											 " applied_epoch = $2, applied_at = pg_catalog.now()",
+											 2, types, 0),
+							  values, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not store position: %s",
 				 SPI_result_code_string(rc));

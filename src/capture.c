@@ -51,6 +51,7 @@
 #include "relcache.h"
 #include "repl_ext.h"
 #include "shmem.h"
+#include "syncwait.h"
 
 PG_FUNCTION_INFO_V1(repl_capture_trigger);
 PG_FUNCTION_INFO_V1(repl_add_table);
@@ -180,12 +181,51 @@ build_row_image(StringInfo buf, ReplRelInfo *ri, TriggerData *td, char op)
 static void
 refuse_follower_write(Relation rel, const ReplLocalNode *node)
 {
+	if (node->role == REPL_ROLE_FENCED)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot modify replicated table \"%s\" on a fenced former leader",
+						RelationGetRelationName(rel)),
+				 errdetail("Node \"%s\" leads epoch " INT64_FORMAT " now; write to it instead.",
+						   node->leader_name, node->epoch),
+				 errhint("Call repl.rejoin() on this node to make it a follower.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 			 errmsg("cannot modify replicated table \"%s\" on a follower",
 					RelationGetRelationName(rel)),
 			 errdetail("This node \"%s\" follows leader \"%s\"; write to the leader instead.",
 					   node->node_name, node->leader_name)));
+}
+
+/*
+ * A leader refuses writes while a switchover hands its role over, and from
+ * the moment it learns of a newer epoch (failover.c), before its catalog
+ * says so.
+ */
+static void
+check_leader_writable(Relation rel, const ReplLocalNode *node)
+{
+	int64		fenced_epoch = (int64) pg_atomic_read_u64(&repl_shared->fenced_epoch);
+	char		target[NAMEDATALEN];
+
+	if (fenced_epoch > node->epoch)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot modify replicated table \"%s\" on a fenced former leader",
+						RelationGetRelationName(rel)),
+				 errdetail("Another node leads epoch " INT64_FORMAT " now.", fenced_epoch),
+				 errhint("Call repl.rejoin() on this node to make it a follower.")));
+	if (pg_atomic_read_u32(&repl_shared->handover_active) == 0)
+		return;
+	LWLockAcquire(repl_shared->lock, LW_SHARED);
+	strlcpy(target, repl_shared->handover_to, NAMEDATALEN);
+	LWLockRelease(repl_shared->lock);
+	ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot modify replicated table \"%s\" during a switchover",
+						RelationGetRelationName(rel)),
+				 errdetail("Leadership is moving from \"%s\" to \"%s\"; write to \"%s\" once it is done.",
+						   node->node_name, target, target)));
 }
 
 /*
@@ -214,7 +254,7 @@ repl_capture_trigger(PG_FUNCTION_ARGS)
 	 */
 	if (TRIGGER_FIRED_BEFORE(td->tg_event) && TRIGGER_FIRED_FOR_ROW(td->tg_event))
 	{
-		if (node->role == REPL_ROLE_FOLLOWER)
+		if (node->role == REPL_ROLE_FOLLOWER || node->role == REPL_ROLE_FENCED)
 			refuse_follower_write(rel, node);
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ?
 							   td->tg_newtuple : td->tg_trigtuple);
@@ -237,10 +277,12 @@ repl_capture_trigger(PG_FUNCTION_ARGS)
 	else
 		op = REPL_OP_DELETE;
 
-	if (node->role == REPL_ROLE_FOLLOWER)
+	if (node->role == REPL_ROLE_FOLLOWER || node->role == REPL_ROLE_FENCED)
 		refuse_follower_write(rel, node);
 	if (node->role != REPL_ROLE_LEADER)
 		return PointerGetDatum(NULL);
+	check_leader_writable(rel, node);
+	repl_write_epoch = node->epoch;
 
 	if (op == REPL_OP_TRUNCATE)
 		repl_log_write(RelationGetRelid(rel), op, NULL, 0);
@@ -405,6 +447,38 @@ repl_uninstall_capture(Oid relid)
 	run_spi(psprintf("DROP TRIGGER IF EXISTS " PROTECT_TRIGGER_NAME " ON %s",
 					 qualname), SPI_OK_UTILITY);
 	return true;
+}
+
+/*
+ * repl_protect_tables
+ *		Give every replicated table the follower's write protection trigger,
+ *		or take it away: when the node changes role (failover.c).  The
+ *		caller is connected to SPI.
+ */
+void
+repl_protect_tables(bool protect)
+{
+	List	   *relids = repl_replicated_relids(CurrentMemoryContext);
+	ListCell   *lc;
+
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *qualname;
+
+		if (get_rel_name(relid) == NULL)
+			continue;
+		qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											  get_rel_name(relid));
+		if (protect)
+			run_spi(psprintf("CREATE OR REPLACE TRIGGER " PROTECT_TRIGGER_NAME
+							 " BEFORE INSERT OR UPDATE OR DELETE ON %s"
+							 " FOR EACH ROW EXECUTE FUNCTION repl.capture_trigger()",
+							 qualname), SPI_OK_UTILITY);
+		else
+			run_spi(psprintf("DROP TRIGGER IF EXISTS " PROTECT_TRIGGER_NAME " ON %s",
+							 qualname), SPI_OK_UTILITY);
+	}
 }
 
 /*

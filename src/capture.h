@@ -12,6 +12,7 @@
 
 extern bool repl_install_capture(Relation rel);
 extern bool repl_uninstall_capture(Oid relid);
+extern void repl_protect_tables(bool protect);
 extern List *repl_replicated_table_names(MemoryContext cxt);
 extern List *repl_replicated_relids(MemoryContext cxt);
 

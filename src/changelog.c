@@ -61,6 +61,7 @@
 #include "utils/xid8.h"
 
 #include "changelog.h"
+#include "failover.h"
 #include "follower.h"
 #include "guc.h"
 #include "protocol.h"
@@ -470,64 +471,162 @@ batch_rel_index(BatchRels *rels, Oid relid, char op, StringInfo data)
 }
 
 /*
+ * Append the changes of the transactions visible in to_snap but not in
+ * from_snap (one tick), in log order, followed by the tick's marker.
+ * Needs SPI.  Returns the number of changes.
+ */
+static int
+read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
+				  const char *node_name, int64 from_tick, int64 tick_id,
+				  TimestampTz tick_time, MemoryContext outcxt,
+				  BatchRels *rels, StringInfo changes)
+{
+	static SPIPlanPtr batch_plan = NULL;
+	static SPIPlanPtr filtered_batch_plan = NULL;
+	Oid			snaptype = TypenameGetTypid("pg_snapshot");
+	SPIPlanPtr	plan;
+	Datum		args[4];
+	Oid			argtypes[4];
+	Portal		portal;
+	int			nchanges = 0;
+	uint64		i;
+	bool		isnull;
+	MemoryContext old;
+
+	argtypes[0] = snaptype;
+	argtypes[1] = snaptype;
+	argtypes[2] = TEXTOID;
+	argtypes[3] = INT8OID;
+	args[0] = from_snap;
+	args[1] = to_snap;
+	args[2] = CStringGetTextDatum(node_name);
+	args[3] = Int64GetDatum(from_tick);
+	if (filtered)
+		plan = repl_kept_plan(&filtered_batch_plan,
+							  "SELECT b.relid, b.op, b.data"
+							  "  FROM repl.batch_changes($1, $2) b"
+							  " WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
+							  "   WHERE f.node_name OPERATOR(pg_catalog.=) $3"
+							  "     AND f.relid OPERATOR(pg_catalog.=) b.relid"
+							  "     AND f.sync_tick OPERATOR(pg_catalog.>) $4"
+							  "     AND pg_catalog.pg_visible_in_snapshot(b.txid, f.sync_snap))"
+							  " ORDER BY b.seq",
+							  4, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	else
+		plan = repl_kept_plan(&batch_plan,
+							  "SELECT b.relid, b.op, b.data"
+							  "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
+							  2, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[i];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+			char		op = DatumGetChar(SPI_getbinval(t, d, 2, &isnull));
+			Datum		datad = SPI_getbinval(t, d, 3, &isnull);
+			StringInfoData data = {0};
+			bytea	   *b = NULL;
+			int			relidx;
+
+			if (!isnull)
+			{
+				b = DatumGetByteaPP(datad);
+				data.data = VARDATA_ANY(b);
+				data.len = VARSIZE_ANY_EXHDR(b);
+			}
+			old = MemoryContextSwitchTo(outcxt);
+			relidx = batch_rel_index(rels, relid, op, &data);
+			repl_proto_put_change(changes, relidx, op, data.data, data.len);
+			MemoryContextSwitchTo(old);
+			nchanges++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	old = MemoryContextSwitchTo(outcxt);
+	repl_proto_put_tick(changes, tick_id, tick_time);
+	MemoryContextSwitchTo(old);
+	return nchanges;
+}
+
+/*
  * repl_read_batch
  *		Read the batch that follows position from_tick: that tick's successor
- *		and as many further ticks as fit in max_changes (at least one).
- *		Returns false if there is no newer tick.  Errors if from_tick is no
- *		longer in the log.  The caller is in a transaction with a snapshot;
- *		batch->data is allocated in outcxt, which must outlive the transaction.
+ *		and as many further ticks as fit in max_changes (at least one), each
+ *		tick's changes ended by its marker.  A position older than this
+ *		node's log that it applied as a follower comes from repl.retained
+ *		(failover.c), one tick per batch.  Returns false if there is no newer
+ *		tick.  Errors if from_tick is in neither.  The caller is in a
+ *		transaction with a snapshot; batch->data is allocated in outcxt,
+ *		which must outlive the transaction.
  */
 bool
 repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 				int64 epoch, const char *node_name, MemoryContext outcxt,
 				ReplBatch *batch)
 {
-	MemoryContext callercxt = outcxt;
-	Datum		args[2];
-	Oid			argtypes[2];
-	Datum		from_snap;
-	Datum		to_snap = (Datum) 0;
+	Datum		args[4];
+	Oid			argtypes[4];
+	Datum	   *snaps;
+	int64	   *tick_ids;
+	TimestampTz *tick_times;
+	int64	   *tick_counts;
+	int			nticks = 0;
 	int64		total = 0;
 	uint64		i;
 	bool		isnull;
-	Portal		portal;
+	bool		filtered = false;
 	StringInfoData changes;
 	BatchRels	rels;
 	ReplBatchHeader hdr;
 	int			nchanges = 0;
 	static SPIPlanPtr tick_plan = NULL;
 	static SPIPlanPtr filter_lookup_plan = NULL;
-	static SPIPlanPtr batch_plan = NULL;
-	static SPIPlanPtr filtered_batch_plan = NULL;
 
 	SPI_connect();
 	args[0] = Int64GetDatum(from_tick);
 	argtypes[0] = INT8OID;
 	spi_check(SPI_execute_plan(repl_kept_plan(&tick_plan,
-										 "SELECT tick_id, snap, tick_time, n_changes"
-										 "  FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.>=) $1"
-										 " ORDER BY tick_id LIMIT 1000",
-										 1, argtypes, 0),
+											  "SELECT tick_id, snap, tick_time, n_changes"
+											  "  FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.>=) $1"
+											  " ORDER BY tick_id LIMIT 1000",
+											  1, argtypes, 0),
 							   args, NULL, true, 0),
 			  SPI_OK_SELECT, "tick scan");
 	if (SPI_processed == 0 ||
 		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 1, &isnull)) != from_tick)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("position %lld is no longer in the replication log",
-						(long long) from_tick),
-				 errhint("The follower must be re-synchronised.")));
+	{
+		bool		found;
+
+		SPI_finish();
+		found = repl_read_retained(from_tick, leader_name, epoch, outcxt, batch);
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("position %lld is no longer in the replication log",
+							(long long) from_tick),
+					 errhint("The follower must be re-synchronised.")));
+		return true;
+	}
 	if (SPI_processed == 1)
 	{
 		SPI_finish();
 		return false;
 	}
 
-	from_snap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							  2, &isnull);
-	batch->from_tick = from_tick;
-	for (i = 1; i < SPI_processed; i++)
+	/* the ticks of this batch, with their snapshots copied out */
+	snaps = palloc(sizeof(Datum) * SPI_processed);
+	tick_ids = palloc(sizeof(int64) * SPI_processed);
+	tick_times = palloc(sizeof(TimestampTz) * SPI_processed);
+	tick_counts = palloc(sizeof(int64) * SPI_processed);
+	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
 		TupleDesc	d = SPI_tuptable->tupdesc;
@@ -535,14 +634,17 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 
 		if (i > 1 && total + n > max_changes)
 			break;
-		total += n;
-		batch->to_tick = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		batch->to_tick_time = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &isnull));
-		to_snap = SPI_getbinval(t, d, 2, &isnull);
+		if (i > 0)
+			total += n;
+		tick_counts[i] = n;
+		tick_ids[i] = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		tick_times[i] = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &isnull));
+		snaps[i] = datumCopy(SPI_getbinval(t, d, 2, &isnull), false, -1);
+		nticks++;
 	}
-	/* keep the snapshots across the next query */
-	from_snap = datumCopy(from_snap, false, -1);
-	to_snap = datumCopy(to_snap, false, -1);
+	batch->from_tick = from_tick;
+	batch->to_tick = tick_ids[nticks - 1];
+	batch->to_tick_time = tick_times[nticks - 1];
 
 	{
 		MemoryContext old = MemoryContextSwitchTo(outcxt);
@@ -558,80 +660,43 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 
 	if (total > 0)
 	{
-		Oid			snaptype = TypenameGetTypid("pg_snapshot");
-		SPIPlanPtr	plan;
-		Datum		args3[4];
-		Oid			argtypes3[4];
-
 		/*
 		 * Tables copied to this follower at a snapshot newer than from_tick:
 		 * their changes from transactions that snapshot sees are in the copy
 		 * already (see repl.follower_tables).
 		 */
-		argtypes3[0] = snaptype;
-		argtypes3[1] = snaptype;
-		argtypes3[2] = TEXTOID;
-		argtypes3[3] = INT8OID;
-		args3[0] = from_snap;
-		args3[1] = to_snap;
-		args3[2] = CStringGetTextDatum(node_name);
-		args3[3] = Int64GetDatum(from_tick);
+		argtypes[0] = TEXTOID;
+		argtypes[1] = INT8OID;
+		args[0] = CStringGetTextDatum(node_name);
+		args[1] = Int64GetDatum(from_tick);
 		spi_check(SPI_execute_plan(repl_kept_plan(&filter_lookup_plan,
-											 "SELECT 1 FROM repl.follower_tables"
-											 " WHERE node_name OPERATOR(pg_catalog.=) $3"
-											 "   AND sync_tick OPERATOR(pg_catalog.>) $4 LIMIT 1",
-											 4, argtypes3, 0),
-								   args3, NULL, true, 1),
+												  "SELECT 1 FROM repl.follower_tables"
+												  " WHERE node_name OPERATOR(pg_catalog.=) $1"
+												  "   AND sync_tick OPERATOR(pg_catalog.>) $2 LIMIT 1",
+												  2, argtypes, 0),
+								   args, NULL, true, 1),
 				  SPI_OK_SELECT, "copy filter lookup");
-		if (SPI_processed > 0)
-			plan = repl_kept_plan(&filtered_batch_plan,
-							 "SELECT b.relid, b.op, b.data"
-							 "  FROM repl.batch_changes($1, $2) b"
-							 " WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
-							 "   WHERE f.node_name OPERATOR(pg_catalog.=) $3"
-							 "     AND f.relid OPERATOR(pg_catalog.=) b.relid"
-							 "     AND f.sync_tick OPERATOR(pg_catalog.>) $4"
-							 "     AND pg_catalog.pg_visible_in_snapshot(b.txid, f.sync_snap))"
-							 " ORDER BY b.seq",
-							 4, argtypes3, CURSOR_OPT_GENERIC_PLAN);
-		else
-			plan = repl_kept_plan(&batch_plan,
-							 "SELECT b.relid, b.op, b.data"
-							 "  FROM repl.batch_changes($1, $2) b ORDER BY b.seq",
-							 2, argtypes3, CURSOR_OPT_GENERIC_PLAN);
-		portal = SPI_cursor_open(NULL, plan, args3, NULL, true);
-		for (;;)
-		{
-			SPI_cursor_fetch(portal, true, 1000);
-			if (SPI_processed == 0)
-				break;
-			for (i = 0; i < SPI_processed; i++)
-			{
-				HeapTuple	t = SPI_tuptable->vals[i];
-				TupleDesc	d = SPI_tuptable->tupdesc;
-				Oid			relid = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
-				char		op = DatumGetChar(SPI_getbinval(t, d, 2, &isnull));
-				Datum		datad = SPI_getbinval(t, d, 3, &isnull);
-				StringInfoData data = {0};
-				bytea	   *b = NULL;
-				MemoryContext old;
-				int			relidx;
+		filtered = SPI_processed > 0;
+	}
 
-				if (!isnull)
-				{
-					b = DatumGetByteaPP(datad);
-					data.data = VARDATA_ANY(b);
-					data.len = VARSIZE_ANY_EXHDR(b);
-				}
-				old = MemoryContextSwitchTo(callercxt);
-				relidx = batch_rel_index(&rels, relid, op, &data);
-				repl_proto_put_change(&changes, relidx, op, data.data, data.len);
-				MemoryContextSwitchTo(old);
-				nchanges++;
-			}
-			SPI_freetuptable(SPI_tuptable);
+	/*
+	 * Tick by tick: a follower keeps each tick apart (see protocol.c).  The
+	 * ticks' transactions are in commit order between ticks, so applying
+	 * them tick after tick gives the leader's result.
+	 */
+	for (i = 1; i < (uint64) nticks; i++)
+	{
+		if (tick_counts[i] == 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(outcxt);
+
+			repl_proto_put_tick(&changes, tick_ids[i], tick_times[i]);
+			MemoryContextSwitchTo(old);
+			continue;
 		}
-		SPI_cursor_close(portal);
+		nchanges += read_tick_changes(snaps[i - 1], snaps[i], filtered,
+									  node_name, from_tick, tick_ids[i],
+									  tick_times[i], outcxt, &rels, &changes);
 	}
 	SPI_finish();
 
@@ -645,7 +710,7 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	hdr.nrels = rels.n;
 	hdr.nspnames = rels.nspnames;
 	hdr.relnames = rels.relnames;
-	hdr.nchanges = nchanges;
+	hdr.nchanges = nchanges + nticks - 1;
 	initStringInfo(&batch->data);
 	repl_proto_put_batch_header(&batch->data, &hdr);
 	appendBinaryStringInfo(&batch->data, changes.data, changes.len);
@@ -794,6 +859,12 @@ repl_log_maintain(void)
 		}
 	}
 	truncate_drained();
+	/* ticks kept from before this leader's epoch (failover.c) */
+	spi_check(SPI_execute("DELETE FROM repl.retained WHERE tick_id OPERATOR(pg_catalog.<=) coalesce("
+						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+						  "    WHERE NOT f.needs_resync),"
+						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
+						  false, 0), SPI_OK_DELETE, "retained cleanup");
 	spi_check(SPI_execute("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) coalesce("
 						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
 						  "    WHERE NOT f.needs_resync),"

@@ -67,7 +67,6 @@ PG_FUNCTION_INFO_V1(repl_node_info);
 PG_FUNCTION_INFO_V1(repl_follower_status);
 PG_FUNCTION_INFO_V1(repl_follower_attach);
 PG_FUNCTION_INFO_V1(repl_follower_detach);
-PG_FUNCTION_INFO_V1(repl_follower_handshake);
 PG_FUNCTION_INFO_V1(repl_follower_add_tables);
 
 static ReplLocalNode local_node;
@@ -149,12 +148,16 @@ repl_local_node(void)
 		old = MemoryContextSwitchTo(local_node_cxt);
 		local_node.node_name = text_attr(tup, desc, 2);
 		role = text_attr(tup, desc, 3);
-		local_node.role = strcmp(role, "leader") == 0 ?
-			REPL_ROLE_LEADER : REPL_ROLE_FOLLOWER;
+		local_node.role = strcmp(role, "leader") == 0 ? REPL_ROLE_LEADER :
+			strcmp(role, "fenced") == 0 ? REPL_ROLE_FENCED : REPL_ROLE_FOLLOWER;
 		local_node.conninfo = text_attr(tup, desc, 4);
 		local_node.leader_name = text_attr(tup, desc, 5);
 		local_node.epoch = DatumGetInt64(heap_getattr(tup, 6, desc, &isnull));
 		local_node.applied_tick = DatumGetInt64(heap_getattr(tup, 7, desc, &isnull));
+		local_node.applied_epoch = desc->natts >= 9 ?
+			DatumGetInt64(heap_getattr(tup, 9, desc, &isnull)) : local_node.epoch;
+		if (isnull)
+			local_node.applied_epoch = local_node.epoch;
 		MemoryContextSwitchTo(old);
 	}
 	table_endscan(scan);
@@ -181,8 +184,8 @@ repl_local_node_changed(void)
  * Position stored in repl.local_node (0 without a row), read afresh: the
  * cached copy is not invalidated when apply moves it.
  */
-static int64
-read_applied_tick(void)
+int64
+repl_read_applied_tick(void)
 {
 	int64		applied = 0;
 	Relation	rel = table_open(repl_catalog_relid("local_node"), AccessShareLock);
@@ -209,6 +212,8 @@ role_name(ReplRole role)
 			return "leader";
 		case REPL_ROLE_FOLLOWER:
 			return "follower";
+		case REPL_ROLE_FENCED:
+			return "fenced";
 		default:
 			return "none";
 	}
@@ -338,6 +343,12 @@ repl_init_leader(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node is already the leader \"%s\"", node->node_name)));
+	if (node->role == REPL_ROLE_FENCED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" was fenced by leader \"%s\"",
+						node->node_name, node->leader_name),
+				 errhint("Call repl.rejoin() with the connection string of the current leader.")));
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(conninfo);
@@ -353,6 +364,16 @@ repl_init_leader(PG_FUNCTION_ARGS)
 		spi_exec("INSERT INTO repl.local_node (node_name, role, conninfo, epoch)"
 				 " VALUES ($1, 'leader', $2, 1)",
 				 2, types, values, NULL, SPI_OK_INSERT);
+		/* a new cluster: forget any earlier one (1.3 catalogs) */
+		if (OidIsValid(get_relname_relid("epochs",
+										 get_namespace_oid(REPL_SCHEMA, false))))
+		{
+			spi_exec("DELETE FROM repl.nodes", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+			spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+			spi_exec("DELETE FROM repl.epochs", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+			spi_exec("INSERT INTO repl.epochs (epoch, leader_name, start_tick) VALUES (1, $1, 0)",
+					 1, types, values, NULL, SPI_OK_INSERT);
+		}
 		/* position 1: followers start from a tick that exists */
 		(void) repl_cut_tick(NULL);
 		ereport(LOG,
@@ -929,8 +950,8 @@ repl_node_info(PG_FUNCTION_ARGS)
 {
 	const ReplLocalNode *node;
 	TupleDesc	desc;
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
 
 	repl_check_preloaded();
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -939,7 +960,7 @@ repl_node_info(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(role_name(node->role));
 	if (node->role == REPL_ROLE_NONE)
 	{
-		nulls[0] = nulls[2] = nulls[3] = nulls[4] = true;
+		nulls[0] = nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
 	}
 	else
 	{
@@ -949,8 +970,9 @@ repl_node_info(PG_FUNCTION_ARGS)
 		else
 			values[2] = CStringGetTextDatum(node->leader_name);
 		values[3] = Int64GetDatum(node->epoch);
-		if (node->role == REPL_ROLE_FOLLOWER)
-			values[4] = Int64GetDatum(read_applied_tick());
+		values[5] = Int64GetDatum(node->applied_epoch);
+		if (node->role != REPL_ROLE_LEADER)
+			values[4] = Int64GetDatum(repl_read_applied_tick());
 		else
 		{
 			LWLockAcquire(repl_shared->lock, LW_SHARED);
@@ -984,6 +1006,8 @@ state_name(ReplFollowerState state)
 			return "copy_failed";
 		case REPL_FSTATE_CATCHING_UP:
 			return "catching_up";
+		case REPL_FSTATE_DIVERGED:
+			return "diverged";
 		default:
 			return "stopped";
 	}
@@ -1057,7 +1081,7 @@ repl_follower_status(PG_FUNCTION_ARGS)
 			}
 		}
 		LWLockRelease(repl_shared->lock);
-		if (resync)
+		if (resync && state != REPL_FSTATE_DIVERGED)
 			state = REPL_FSTATE_NEEDS_RESYNC;
 		else if (paused)
 			state = REPL_FSTATE_PAUSED;
@@ -1154,9 +1178,12 @@ repl_follower_attach(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(epoch);
 	values[3] = Int64GetDatum(position);
 	SPI_connect();
-	spi_exec("INSERT INTO repl.local_node (node_name, role, leader_name, epoch, applied_tick, applied_at)"
-			 " VALUES ($1, 'follower', $2, $3, $4, pg_catalog.now())",
+	spi_exec("INSERT INTO repl.local_node (node_name, role, leader_name, epoch,"
+			 " applied_epoch, applied_tick, applied_at)"
+			 " VALUES ($1, 'follower', $2, $3, $3, $4, pg_catalog.now())",
 			 4, types, values, NULL, SPI_OK_INSERT);
+	/* retained ticks of an earlier membership are not this history */
+	spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 	/* the triggers installed below must see the follower role */
 	repl_local_node_changed();
 	deconstruct_array(tables, TEXTOID, -1, false, TYPALIGN_INT,
@@ -1208,51 +1235,14 @@ repl_follower_detach(PG_FUNCTION_ARGS)
 	foreach(lc, relids)
 		(void) repl_uninstall_capture(lfirst_oid(lc));
 	spi_exec("DELETE FROM repl.local_node", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+	spi_exec("DELETE FROM repl.nodes", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+	spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+	spi_exec("DELETE FROM repl.epochs", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 	SPI_finish();
 	repl_local_node_changed();
 	ereport(LOG,
 			(errmsg("repl_ext: node no longer follows leader \"%s\"", leader)));
 	PG_RETURN_BOOL(true);
-}
-
-/*
- * repl.follower_handshake(leader_name text, epoch bigint)
- *		returns (node_name, applied_position)
- *		The sender's first call: refuse a node that is not our leader.
- */
-Datum
-repl_follower_handshake(PG_FUNCTION_ARGS)
-{
-	char	   *leader = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int64		epoch = PG_GETARG_INT64(1);
-	const ReplLocalNode *node;
-	TupleDesc	desc;
-	Datum		values[2];
-	bool		nulls[2] = {false, false};
-	int64		applied;
-
-	repl_check_preloaded();
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	node = repl_local_node();
-	if (node->role != REPL_ROLE_FOLLOWER || strcmp(node->leader_name, leader) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("node \"%s\" is not a follower of \"%s\"",
-						node->node_name ? node->node_name : "(none)", leader),
-				 errdetail("Its role is \"%s\"%s%s.", role_name(node->role),
-						   node->leader_name ? " with leader " : "",
-						   node->leader_name ? node->leader_name : "")));
-	if (epoch < node->epoch)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("leader \"%s\" has epoch " INT64_FORMAT ", older than this node's epoch " INT64_FORMAT,
-						leader, epoch, node->epoch)));
-
-	applied = read_applied_tick();
-	values[0] = CStringGetTextDatum(node->node_name);
-	values[1] = Int64GetDatum(applied);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /*
@@ -1297,6 +1287,8 @@ repl_follower_add_tables(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("replicated table %s does not exist on this node", tname)));
+		/* earlier ticks lack this table's changes: no longer a history */
+		spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 		if (repl_install_capture(rel))
 			ereport(LOG,
 					(errmsg("repl_ext: table %s copied from leader \"%s\"",

@@ -19,11 +19,13 @@ typedef struct ReplLocalNode
 	char	   *leader_name;
 	int64		epoch;
 	int64		applied_tick;
+	int64		applied_epoch;	/* epoch of the batch that gave applied_tick */
 } ReplLocalNode;
 
 extern const ReplLocalNode *repl_local_node(void);
 extern void repl_local_node_changed(void);
 extern Oid	repl_catalog_relid(const char *relname);
 extern void repl_require_role(ReplRole role, const char *funcname);
+extern int64 repl_read_applied_tick(void);
 
 #endif							/* REPL_EXT_FOLLOWER_H */

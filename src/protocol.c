@@ -16,6 +16,11 @@
  *		int32 nchanges, nchanges x (int32 relidx, uint8 op, int32 len, bytes)
  *		string := int32 len, bytes (no terminator)
  *
+ * Version 2 ends the changes of each tick in a batch with a tick marker,
+ * op 'K', relidx -1, data int64 tick_id, int64 tick_time: a follower keeps
+ * what it applied tick by tick (failover.c), so that it can later send any
+ * other follower exactly the ticks that one lacks.
+ *
  * All integers are in network byte order.  Decoding checks every length
  * against what is left, so a truncated or malformed message raises a
  * protocol-violation error and is never read past its end.
@@ -188,6 +193,32 @@ repl_proto_put_batch_header(StringInfo buf, const ReplBatchHeader *hdr)
 	pq_sendint32(buf, hdr->nchanges);
 }
 
+/*
+ * repl_proto_put_tick / repl_proto_get_tick
+ *		The tick marker that ends the changes of one tick (see file header).
+ */
+void
+repl_proto_put_tick(StringInfo buf, int64 tick_id, TimestampTz tick_time)
+{
+	pq_sendint32(buf, -1);
+	pq_sendint8(buf, REPL_OP_TICK);
+	pq_sendint32(buf, 16);
+	pq_sendint64(buf, tick_id);
+	pq_sendint64(buf, tick_time);
+}
+
+void
+repl_proto_get_tick(StringInfo data, int64 *tick_id, TimestampTz *tick_time)
+{
+	if (data->len != 16)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("invalid tick marker length %d in replication batch",
+						data->len)));
+	*tick_id = pq_getmsgint64(data);
+	*tick_time = pq_getmsgint64(data);
+}
+
 void
 repl_proto_put_change(StringInfo buf, int relidx, char op,
 					  const char *data, int len)
@@ -276,12 +307,13 @@ repl_proto_get_change(StringInfo msg, const ReplBatchHeader *hdr,
 	int			len;
 
 	*relidx = pq_getmsgint(msg, 4);
-	if (*relidx < 0 || *relidx >= hdr->nrels)
+	*op = pq_getmsgbyte(msg);
+	if (*op == REPL_OP_TICK ? *relidx != -1 :
+		(*relidx < 0 || *relidx >= hdr->nrels))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("invalid relation index %d in replication batch",
 						*relidx)));
-	*op = pq_getmsgbyte(msg);
 	len = pq_getmsgint(msg, 4);
 	if (len < 0 || len > msg->len - msg->cursor)
 		ereport(ERROR,

@@ -55,6 +55,10 @@ extern void repl_proto_put_batch_header(StringInfo buf,
 										const ReplBatchHeader *hdr);
 extern void repl_proto_put_change(StringInfo buf, int relidx, char op,
 								  const char *data, int len);
+extern void repl_proto_put_tick(StringInfo buf, int64 tick_id,
+								TimestampTz tick_time);
+extern void repl_proto_get_tick(StringInfo data, int64 *tick_id,
+								TimestampTz *tick_time);
 extern void repl_proto_get_batch_header(StringInfo msg, ReplBatchHeader *hdr);
 extern void repl_proto_get_change(StringInfo msg, const ReplBatchHeader *hdr,
 								  int *relidx, char *op, StringInfo data);

@@ -14,7 +14,7 @@
 #define REPL_EXT_H
 
 /* Version of the batch wire format (protocol.c). */
-#define REPL_PROTOCOL_VERSION	1
+#define REPL_PROTOCOL_VERSION	2
 
 /* Number of log tables the change log rotates through (repl.log_0 ..). */
 #define REPL_NUM_LOG_TABLES		3
@@ -29,13 +29,16 @@
 #define REPL_OP_TRUNCATE		'T'
 #define REPL_OP_ADD_TABLE		'A'
 #define REPL_OP_REMOVE_TABLE	'R'
+#define REPL_OP_TICK			'K'	/* batches only: end of one tick */
 
 /* Role of the local node (repl.local_node.role). */
 typedef enum ReplRole
 {
 	REPL_ROLE_NONE = 0,
 	REPL_ROLE_LEADER,
-	REPL_ROLE_FOLLOWER
+	REPL_ROLE_FOLLOWER,
+	REPL_ROLE_FENCED			/* a former leader that learned of a newer
+								 * epoch: refuses writes until rejoin */
 } ReplRole;
 
 /* Format of one logged column value. */

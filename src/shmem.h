@@ -27,7 +27,8 @@ typedef enum ReplFollowerState
 	REPL_FSTATE_CREATING_SCHEMA,	/* copy: creating tables on the follower */
 	REPL_FSTATE_COPYING,		/* copy: transferring rows */
 	REPL_FSTATE_COPY_FAILED,	/* copy failed; retried after a backoff */
-	REPL_FSTATE_CATCHING_UP		/* copied; applying what came since */
+	REPL_FSTATE_CATCHING_UP,	/* copied; applying what came since */
+	REPL_FSTATE_DIVERGED		/* applied what this leader never had */
 } ReplFollowerState;
 
 #define REPL_ERROR_LEN 512
@@ -81,6 +82,12 @@ typedef struct ReplShared
 	/* synchronous replication (syncwait.c); the supervisor writes these */
 	int			sync_slot;		/* slot holding the synchronous role, or -1 */
 	bool		sync_degraded;	/* degrade mode: commits stopped waiting */
+	/* failover.c */
+	pg_atomic_uint64 fenced_epoch;	/* atomic: a newer epoch this node
+									 * learned of while leading: writes
+									 * refused, waits released */
+	pg_atomic_uint32 handover_active;	/* atomic: switchover, writes refused */
+	char		handover_to[NAMEDATALEN];	/* the switchover's target */
 	int			nslots;
 	ReplFollowerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } ReplShared;

@@ -329,6 +329,12 @@ repl_sync_manage(void)
 	return 100;
 }
 
+/*
+ * The leader's epoch when this transaction wrote the log (set by the
+ * capture trigger): a newer fenced_epoch means the node was fenced since.
+ */
+int64		repl_write_epoch = 0;
+
 /* Why a commit wait ended. */
 typedef enum SyncWaitOutcome
 {
@@ -369,6 +375,14 @@ repl_sync_commit_wait(void)
 
 	if (!repl_synchronous_commit || repl_shared == NULL)
 		return;
+	if ((int64) pg_atomic_read_u64(&repl_shared->fenced_epoch) > repl_write_epoch)
+	{
+		ereport(WARNING,
+				(errmsg("not waiting for a synchronous follower: this node was fenced by a leader of epoch " INT64_FORMAT,
+						(int64) pg_atomic_read_u64(&repl_shared->fenced_epoch)),
+				 errdetail("The transaction has already committed locally, but was not replicated and will be reported as lost by repl.rejoin().")));
+		return;
+	}
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	if (repl_shared->sync_slot < 0 ||
@@ -423,7 +437,22 @@ repl_sync_commit_wait(void)
 		}
 		LWLockRelease(repl_shared->lock);
 
-		if (outcome == SYNC_CONFIRMED || outcome == SYNC_NO_ROLE)
+		if (outcome == SYNC_CONFIRMED)
+			break;
+
+		/*
+		 * Fenced: a newer leader exists, so no follower will confirm this
+		 * commit, and nothing may pretend it was replicated.
+		 */
+		if ((int64) pg_atomic_read_u64(&repl_shared->fenced_epoch) > repl_write_epoch)
+		{
+			ereport(WARNING,
+					(errmsg("canceling wait for synchronous follower: this node was fenced by a leader of epoch " INT64_FORMAT,
+							(int64) pg_atomic_read_u64(&repl_shared->fenced_epoch)),
+					 errdetail("The transaction has already committed locally, but was not replicated and will be reported as lost by repl.rejoin().")));
+			break;
+		}
+		if (outcome == SYNC_NO_ROLE)
 			break;
 		if (outcome == SYNC_DEGRADED)
 		{

@@ -19,4 +19,6 @@ extern void repl_sync_assign_locked(void);
 extern bool repl_slot_is_streaming(const ReplFollowerSlot *slot);
 extern int	repl_sync_waiting_locked(TimestampTz *oldest);
 
+extern int64 repl_write_epoch;
+
 #endif							/* REPL_EXT_SYNCWAIT_H */

@@ -41,6 +41,7 @@
 
 #include "changelog.h"
 #include "copy.h"
+#include "failover.h"
 #include "follower.h"
 #include "guc.h"
 #include "shmem.h"
@@ -431,12 +432,28 @@ repl_supervisor_main(Datum main_arg)
 				if (!node_is_leader())
 				{
 					/* extension dropped or role changed: stop everything */
+					int			i;
+
 					started = false;
 					last_generation = generation;
 					LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 					repl_shared->cur_log_valid = false;
 					repl_shared->sync_slot = -1;
+					for (i = 0; i < repl_shared->nslots; i++)
+					{
+						ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+						if (!slot->in_use)
+							continue;
+						slot->stop_requested = true;
+						slot->synchronous = false;
+						if (slot->proc)
+							SetLatch(&slot->proc->procLatch);
+						else if (handles[i].handle == NULL)
+							slot->in_use = false;
+					}
 					LWLockRelease(repl_shared->lock);
+					ConditionVariableBroadcast(&repl_shared->progress_cv);
 					continue;
 				}
 				last_generation = generation;
@@ -526,7 +543,8 @@ sender_detach(int code, Datum arg)
 		my_slot()->pid = 0;
 		if (my_slot()->state != REPL_FSTATE_DISCONNECTED &&
 			my_slot()->state != REPL_FSTATE_COPY_FAILED &&
-			my_slot()->state != REPL_FSTATE_NEEDS_RESYNC)
+			my_slot()->state != REPL_FSTATE_NEEDS_RESYNC &&
+			my_slot()->state != REPL_FSTATE_DIVERGED)
 			my_slot()->state = REPL_FSTATE_STOPPED;
 		my_slot()->copy_started = 0;
 	}
@@ -657,6 +675,14 @@ sender_position_kept(int64 applied)
 	kept = repl_tick_exists(applied);
 	if (!kept)
 	{
+		ReplBatch	b;
+
+		SPI_finish();
+		kept = repl_read_retained(applied, "", 0, CurrentMemoryContext, &b);
+		SPI_connect();
+	}
+	if (!kept)
+	{
 		Oid			type = TEXTOID;
 		Datum		value = CStringGetTextDatum(sender_node);
 
@@ -670,6 +696,48 @@ sender_position_kept(int64 applied)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return kept;
+}
+
+/*
+ * Whether the follower applied changes this leader's history lacks
+ * (failover.c); if so it is marked for re-synchronisation, and the reason
+ * recorded for repl.status.
+ */
+static bool
+sender_diverged(int64 applied_epoch, int64 applied)
+{
+	char	   *why = NULL;
+	bool		diverged;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	diverged = repl_position_diverged(applied_epoch, applied, &why);
+	if (diverged)
+	{
+		Oid			type = TEXTOID;
+		Datum		value = CStringGetTextDatum(sender_node);
+
+		why = MemoryContextStrdup(TopMemoryContext, why);
+		if (SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
+								  " WHERE node_name = $1",
+								  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update repl.followers");
+		repl_wake_supervisor_at_commit();
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (diverged)
+	{
+		sender_record_failure(REPL_FSTATE_DIVERGED, "diverged", why);
+		ereport(WARNING,
+				(errmsg("follower \"%s\" has diverged from this leader", sender_node),
+				 errdetail("Follower \"%s\": %s.", sender_node, why),
+				 errhint("Copy it again with repl.resync_follower('%s').", sender_node)));
+	}
+	return diverged;
 }
 
 /* When the initial copy (or a table copy) finished; 0 once caught up. */
@@ -765,6 +833,71 @@ sender_mark_copied(void)
 }
 
 /*
+ * Send the follower the cluster's nodes and epochs and the oldest position
+ * any follower needs (repl.follower_sync_cluster); it also tells whether
+ * the follower still takes this leader.  A follower that knows a newer
+ * epoch fences this node, and the sender exits.  Returns false after
+ * recording a failure.
+ */
+static bool
+sender_push_cluster(ReplConn *conn, SenderConfig *cfg)
+{
+	char	   *cluster;
+	const char *params[3];
+	char		epoch[32];
+	ReplResult *res;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute("SELECT repl.cluster_state()::text", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read repl.cluster_state()");
+	cluster = MemoryContextStrdup(TopMemoryContext,
+								  SPI_getvalue(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	snprintf(epoch, sizeof(epoch), INT64_FORMAT, cfg->epoch);
+	params[0] = cfg->leader_name;
+	params[1] = epoch;
+	params[2] = cluster;
+	res = repl_conn_exec_prepared(conn, "repl_sync_cluster",
+								  "SELECT accepted, node_epoch, node_leader"
+								  "  FROM repl.follower_sync_cluster($1, $2::bigint, $3::jsonb)",
+								  3, params, NULL, NULL);
+	pfree(cluster);
+	if (!res->ok)
+	{
+		sender_record_error("could not update the follower's node list", res->message);
+		return false;
+	}
+	if (strcmp(repl_result_value(res, 0, 0), "t") != 0)
+	{
+		const char *their_epoch = repl_result_value(res, 0, 1);
+		const char *their_leader = repl_result_value(res, 0, 2);
+		int64		e = their_epoch ? strtoi64(their_epoch, NULL, 10) : 0;
+
+		if (e > cfg->epoch && their_leader != NULL)
+		{
+			sender_record_failure(REPL_FSTATE_DISCONNECTED, "fenced",
+								  psprintf("the follower follows \"%s\" in the newer epoch " INT64_FORMAT,
+										   their_leader, e));
+			repl_fence_self(their_leader, e);
+			proc_exit(0);
+		}
+		sender_record_error("follower no longer follows this leader",
+							psprintf("it follows \"%s\" in epoch %s",
+									 their_leader ? their_leader : "(none)",
+									 their_epoch ? their_epoch : "(none)"));
+		return false;
+	}
+	return true;
+}
+
+/*
  * Stream batches over an open connection until an error.  Returns after
  * recording the error; the caller reconnects.
  */
@@ -773,8 +906,10 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 			  MemoryContext batchcxt, long *backoff)
 {
 	TimestampTz last_persist = GetCurrentTimestamp();
+	TimestampTz last_push = GetCurrentTimestamp();
 	int64		persisted = applied;
 	uint32		tables_generation = 0;
+	uint32		pushed_generation = 0;
 
 	for (;;)
 	{
@@ -797,6 +932,19 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 			tables_generation = generation;
 			if (sender_tables_missing() && !sender_copy(conn, cfg, false))
 				return;
+		}
+		/*
+		 * Once a second, even when idle: the node list and retention point
+		 * for the follower, and a heartbeat that tells whether it still
+		 * takes this leader.
+		 */
+		if (TimestampDifferenceExceeds(last_push, GetCurrentTimestamp(), 1000) ||
+			generation != pushed_generation)
+		{
+			pushed_generation = generation;
+			if (!sender_push_cluster(conn, cfg))
+				return;
+			last_push = GetCurrentTimestamp();
 		}
 		MemoryContextReset(batchcxt);
 		MemoryContextSwitchTo(batchcxt);
@@ -930,6 +1078,7 @@ repl_sender_main(Datum main_arg)
 		const char *params[2];
 		char		epoch[32];
 		int64		applied;
+		int64		applied_epoch;
 
 		if (sender_stop_requested())
 			proc_exit(0);
@@ -973,7 +1122,8 @@ repl_sender_main(Datum main_arg)
 		params[0] = cfg.leader_name;
 		params[1] = epoch;
 		res = repl_conn_exec(conn,
-							 "SELECT node_name, applied_position FROM repl.follower_handshake($1, $2::bigint)",
+							 "SELECT accepted, role, node_leader, node_epoch, applied_epoch,"
+							 "       applied_position FROM repl.follower_handshake($1, $2::bigint)",
 							 2, params, NULL, NULL);
 		if (!res->ok)
 		{
@@ -981,7 +1131,42 @@ repl_sender_main(Datum main_arg)
 			sender_back_off(conn, &backoff);
 			continue;
 		}
-		applied = strtoi64(repl_result_value(res, 0, 1), NULL, 10);
+		if (strcmp(repl_result_value(res, 0, 0), "t") != 0)
+		{
+			const char *role = repl_result_value(res, 0, 1);
+			const char *their_leader = repl_result_value(res, 0, 2);
+			int64		their_epoch = repl_result_value(res, 0, 3) ?
+				strtoi64(repl_result_value(res, 0, 3), NULL, 10) : 0;
+
+			if (their_epoch > cfg.epoch && their_leader != NULL &&
+				strcmp(their_leader, cfg.leader_name) != 0)
+			{
+				/* someone leads a newer epoch: this node must stop */
+				sender_record_failure(REPL_FSTATE_DISCONNECTED, "fenced",
+									  psprintf("node \"%s\" follows \"%s\" in the newer epoch " INT64_FORMAT,
+											   sender_node, their_leader, their_epoch));
+				repl_conn_close(conn);
+				repl_fence_self(their_leader, their_epoch);
+				proc_exit(0);
+			}
+			sender_record_error("handshake refused",
+								strcmp(role, "fenced") == 0 ?
+								psprintf("node \"%s\" is a fenced former leader; call repl.rejoin() on it",
+										 sender_node) :
+								psprintf("node \"%s\" has the role \"%s\"%s%s in epoch " INT64_FORMAT,
+										 sender_node, role,
+										 their_leader ? " with leader " : "",
+										 their_leader ? their_leader : "", their_epoch));
+			sender_back_off(conn, &backoff);
+			continue;
+		}
+		applied = strtoi64(repl_result_value(res, 0, 5), NULL, 10);
+		applied_epoch = strtoi64(repl_result_value(res, 0, 4), NULL, 10);
+		if (sender_diverged(applied_epoch, applied))
+		{
+			repl_conn_close(conn);
+			proc_exit(0);
+		}
 
 		/*
 		 * apply_batch switches to replica mode for its transaction anyway;

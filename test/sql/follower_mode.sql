@@ -37,8 +37,8 @@ SELECT * FROM repl.follower_handshake('intruder', 1);
 -- malformed batches are refused and change nothing
 SELECT repl.apply_batch(''::bytea);
 SELECT repl.apply_batch('\x52504c42'::bytea);
-SELECT repl.apply_batch('\x52504c4202'::bytea);
-SELECT repl.apply_batch('\x52504c4201ffffffff'::bytea);
+SELECT repl.apply_batch('\x52504c4201'::bytea);
+SELECT repl.apply_batch('\x52504c4202ffffffff'::bytea);
 SELECT applied_position FROM repl.node_info();
 SELECT * FROM fm ORDER BY id;
 
@@ -46,11 +46,13 @@ SELECT * FROM fm ORDER BY id;
 CREATE FUNCTION pg_temp.batch(leader text, from_pos bigint, to_pos bigint,
 							  changes bytea DEFAULT NULL) RETURNS bytea
 LANGUAGE sql AS $$
-SELECT '\x52504c4201'::bytea || int4send(octet_length(leader)) || convert_to(leader, 'UTF8')
+SELECT '\x52504c4202'::bytea || int4send(octet_length(leader)) || convert_to(leader, 'UTF8')
 	   || int4send(6) || int8send(1) || int8send(from_pos) || int8send(to_pos) || int8send(0)
-	   || CASE WHEN changes IS NULL THEN int4send(0) || int4send(0)
+	   || CASE WHEN changes IS NULL THEN int4send(0) || int4send(1)
 			   ELSE int4send(1) || int4send(6) || convert_to('public', 'UTF8')
-					|| int4send(2) || convert_to('fm', 'UTF8') || int4send(1) || changes END
+					|| int4send(2) || convert_to('fm', 'UTF8') || int4send(2) || changes END
+	   -- the tick marker that ends the (one) tick
+	   || int4send(-1) || '\x4b'::bytea || int4send(16) || int8send(to_pos) || int8send(0)
 $$;
 -- one INSERT of (3, 'from boss'): key part empty, two columns
 CREATE FUNCTION pg_temp.insert_change() RETURNS bytea LANGUAGE sql AS $$
@@ -64,6 +66,8 @@ SELECT repl.apply_batch(pg_temp.batch('intruder', 7, 8));
 SELECT repl.apply_batch(pg_temp.batch('boss', 9, 10));
 SELECT repl.apply_batch(pg_temp.batch('boss', 7, 8, pg_temp.insert_change()));
 SELECT * FROM fm ORDER BY id;
+-- the follower keeps the tick it applied, for a future leader to send on
+SELECT tick_id, epoch, octet_length(batch) > 0 AS kept FROM repl.retained;
 -- the same batch again: already applied, nothing happens
 SELECT repl.apply_batch(pg_temp.batch('boss', 7, 8, pg_temp.insert_change()));
 SELECT * FROM fm ORDER BY id;
@@ -71,8 +75,18 @@ SELECT * FROM fm ORDER BY id;
 SELECT repl.apply_batch(substr(pg_temp.batch('boss', 8, 9, pg_temp.insert_change()), 1, 80));
 SELECT applied_position FROM repl.node_info();
 
+
+-- a leader of a newer epoch takes over the follower at its handshake ...
+SELECT accepted, node_leader, node_epoch, applied_epoch, applied_position
+  FROM repl.follower_handshake('newboss', 2);
+SELECT node_name, role, leader_name, epoch, applied_epoch FROM repl.node_info();
+-- ... after which the old leader's handshake and batches are refused
+SELECT accepted, node_leader, node_epoch FROM repl.follower_handshake('boss', 1);
+SELECT repl.apply_batch(pg_temp.batch('boss', 8, 9, pg_temp.insert_change()));
+SELECT applied_position FROM repl.node_info();
+
 SELECT repl.follower_detach('other');
-SELECT repl.follower_detach('boss');
+SELECT repl.follower_detach('newboss');
 SELECT node_name, role FROM repl.node_info();
 INSERT INTO fm VALUES (2, 'writable again');
 SELECT * FROM fm ORDER BY id;

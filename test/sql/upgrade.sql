@@ -26,6 +26,12 @@ SELECT node_name, synchronous, waiting_commits FROM repl.status;
 -- take the role back before anything below writes the log: "old" is paused,
 -- so a commit would wait for it
 SELECT repl.set_synchronous('old', false);
+-- 1.3: failover
+SELECT epoch, leader_name, start_tick FROM repl.epochs;
+SELECT node_name, is_leader, synchronous FROM repl.nodes ORDER BY node_name;
+SELECT node_name, role, epoch, applied_epoch FROM repl.node_info();
+SELECT node_name, role FROM repl.cluster ORDER BY node_name;
+SELECT pg_get_function_identity_arguments('repl.promote'::regproc);
 
 SELECT repl.remove_table('upgraded');
 DROP EXTENSION repl_ext;
