@@ -11,6 +11,12 @@ ALTER TABLE repl.local_node ADD CONSTRAINT local_node_role_check
 ALTER TABLE repl.local_node ADD COLUMN applied_epoch bigint NOT NULL DEFAULT 1;
 UPDATE repl.local_node SET applied_epoch = epoch;
 
+-- 'rejoin': a former leader the new leader contacts only to fence it, until
+-- it calls repl.rejoin()
+ALTER TABLE repl.followers DROP CONSTRAINT followers_phase_check;
+ALTER TABLE repl.followers ADD CONSTRAINT followers_phase_check
+	CHECK (phase IN ('copy', 'streaming', 'rejoin'));
+
 -- a follower's copy of the cluster's nodes, sent by the leader (a leader
 -- derives it: repl.cluster_state())
 CREATE TABLE repl.nodes (
@@ -59,7 +65,7 @@ SELECT pg_catalog.jsonb_build_object(
 					ORDER BY e.epoch)
 				 FROM repl.epochs e),
 	'retain_from', (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f
-					 WHERE NOT f.needs_resync))
+					 WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'))
 $$;
 COMMENT ON FUNCTION repl.cluster_state() IS
 'Leader: the nodes, the epochs and the oldest position any follower needs, as sent to followers';
@@ -155,7 +161,7 @@ CREATE FUNCTION repl.takeover(old_leader text, epoch bigint,
 	at_position bigint, cluster jsonb) RETURNS bigint
 AS 'MODULE_PATHNAME', 'repl_takeover' LANGUAGE C STRICT;
 COMMENT ON FUNCTION repl.takeover(text, bigint, bigint, jsonb) IS
-'Follower: become the leader when the old leader hands over at at_position (called by repl.switchover)';
+'Follower: become the leader when the old leader hands over at at_position; returns the position it starts from (called by repl.switchover)';
 
 CREATE FUNCTION repl.rejoin(leader_conninfo text, OUT mode text,
 	OUT lost_changes bigint, OUT lost_tables text[])

@@ -254,8 +254,9 @@ repl_log_write(Oid relid, char op, const char *data, int len)
 	idxrel = index_open(logcat.logidx[cur], RowExclusiveLock);
 	index_insert(idxrel, &values[1], &nulls[1], &tup->t_self, logrel,
 				 UNIQUE_CHECK_NO, false, logcat.indexinfo[cur]);
-	index_close(idxrel, RowExclusiveLock);
-	table_close(logrel, RowExclusiveLock);
+	/* locks kept to the end: switchover waits for writers by them */
+	index_close(idxrel, NoLock);
+	table_close(logrel, NoLock);
 	heap_freetuple(tup);
 	if (payload)
 		pfree(payload);
@@ -765,7 +766,7 @@ truncate_drained(void)
 						  "    FROM repl.tick t"
 						  "   WHERE t.tick_id OPERATOR(pg_catalog.=) coalesce("
 						  "     (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-						  "       WHERE NOT f.needs_resync),"
+						  "       WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
 						  "     (SELECT pg_catalog.max(tick_id) FROM repl.tick))) m"
 						  " WHERE s.state OPERATOR(pg_catalog.=) 'draining'"
 						  "   AND s.switch_xmax IS NOT NULL"
@@ -837,7 +838,7 @@ repl_log_maintain(void)
 		Oid			argtype = INT4OID;
 
 		spi_check(SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
-										" WHERE NOT needs_resync"
+										" WHERE NOT needs_resync AND phase OPERATOR(pg_catalog.<>) 'rejoin'"
 										"   AND applied_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
 										"       OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
 										"   AND applied_tick OPERATOR(pg_catalog.<) (SELECT pg_catalog.max(tick_id) FROM repl.tick)"
@@ -862,12 +863,12 @@ repl_log_maintain(void)
 	/* ticks kept from before this leader's epoch (failover.c) */
 	spi_check(SPI_execute("DELETE FROM repl.retained WHERE tick_id OPERATOR(pg_catalog.<=) coalesce("
 						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-						  "    WHERE NOT f.needs_resync),"
+						  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
 						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
 						  false, 0), SPI_OK_DELETE, "retained cleanup");
 	spi_check(SPI_execute("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) coalesce("
 						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-						  "    WHERE NOT f.needs_resync),"
+						  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
 						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
 						  false, 0), SPI_OK_DELETE, "tick cleanup");
 

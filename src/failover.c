@@ -64,6 +64,8 @@
 #include "shmem.h"
 #include "transport.h"
 
+extern Datum repl_apply_batch(PG_FUNCTION_ARGS);
+
 PG_FUNCTION_INFO_V1(repl_follower_handshake);
 PG_FUNCTION_INFO_V1(repl_fence);
 PG_FUNCTION_INFO_V1(repl_current_leader);
@@ -660,15 +662,20 @@ become_leader(int64 epoch, int64 base, const char *old_leader,
 			3, types, values, SPI_OK_INSERT);
 	spi_run("DELETE FROM repl.retained WHERE tick_id OPERATOR(pg_catalog.>) $3",
 			3, types, values, SPI_OK_DELETE);
-	/* the other nodes follow; the old leader only after a switchover */
+	/*
+	 * The other nodes follow.  The old leader follows after a switchover;
+	 * after a promotion its sender only fences it (phase 'rejoin') until it
+	 * calls repl.rejoin().
+	 */
 	if (SPI_execute_with_args("INSERT INTO repl.followers (node_name, conninfo, synchronous,"
 							  " applied_tick, phase)"
 							  " SELECT n.node_name, n.conninfo,"
 							  "        n.node_name OPERATOR(pg_catalog.=) coalesce($5, ''),"
-							  "        CASE WHEN n.is_leader THEN $6 ELSE 0 END, 'streaming'"
+							  "        CASE WHEN n.is_leader THEN greatest($6, 0) ELSE 0 END,"
+							  "        CASE WHEN n.is_leader AND $6 OPERATOR(pg_catalog.<) 0"
+							  "             THEN 'rejoin' ELSE 'streaming' END"
 							  "   FROM repl.nodes n"
-							  "  WHERE n.node_name OPERATOR(pg_catalog.<>) $1"
-							  "    AND (NOT n.is_leader OR $6 OPERATOR(pg_catalog.>=) 0)",
+							  "  WHERE n.node_name OPERATOR(pg_catalog.<>) $1",
 							  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not fill repl.followers");
 	spi_run("INSERT INTO repl.follower_tables (node_name, relid, sync_tick, sync_snap)"
@@ -712,6 +719,50 @@ become_follower(const char *leader_name, int64 epoch, int64 applied_epoch,
 	repl_protect_tables(true);
 	repl_local_node_changed();
 	repl_wake_supervisor_at_commit();
+}
+
+/*
+ * Fetch from a follower ahead of this one, on the same epoch, the ticks it
+ * applied since our position (its repl.retained) and apply them here, in
+ * the current transaction.  Returns the new position; unchanged if the
+ * other follower no longer has them.
+ */
+static int64
+catch_up_from(NodeReport *ahead, int64 position)
+{
+	char	   *err;
+	ReplConn   *conn = repl_conn_open(ahead->conninfo, ahead->node_name, &err);
+	ReplResult *res;
+	const char *params[1];
+	char		p[32];
+	int			i;
+
+	if (conn == NULL)
+		return position;
+	snprintf(p, sizeof(p), INT64_FORMAT, position);
+	params[0] = p;
+	res = repl_conn_exec(conn, "SELECT batch FROM repl.retained"
+						 " WHERE tick_id OPERATOR(pg_catalog.>) $1::bigint ORDER BY tick_id",
+						 1, params, NULL, NULL);
+	repl_conn_close(conn);
+	if (!res->ok)
+		return position;
+	for (i = 0; i < res->ntuples; i++)
+	{
+		Datum		batch = DirectFunctionCall1(byteain,
+												CStringGetDatum(repl_result_value(res, i, 0)));
+		int64		next = DatumGetInt64(DirectFunctionCall1(repl_apply_batch, batch));
+
+		CommandCounterIncrement();
+		if (next <= position)
+			break;
+		position = next;
+	}
+	if (i > 0)
+		ereport(LOG,
+				(errmsg("repl_ext: node \"%s\" caught up to position " INT64_FORMAT " from follower \"%s\" before its promotion",
+						repl_local_node()->node_name, position, ahead->node_name)));
+	return position;
 }
 
 /*
@@ -763,6 +814,26 @@ repl_promote(PG_FUNCTION_ARGS)
 				ahead = r;
 			if (best_other == NULL || position_ahead(r, best_other))
 				best_other = r;
+		}
+	}
+	/*
+	 * A follower ahead of us on the same epoch has applied ticks we lack:
+	 * take them from it first (a synchronous follower may be a tick behind
+	 * an asynchronous one, never behind on what was acknowledged).
+	 */
+	if (ahead && !live_leader && ahead->applied_epoch == self->applied_epoch)
+	{
+		ListCell   *lc2;
+
+		self->applied_position = catch_up_from(ahead, self->applied_position);
+		ahead = NULL;
+		foreach(lc2, nodes)
+		{
+			NodeReport *r = lfirst(lc2);
+
+			if (!r->is_local && r->reachable && strcmp(r->role, "follower") == 0 &&
+				position_ahead(r, self) && (ahead == NULL || position_ahead(r, ahead)))
+				ahead = r;
 		}
 	}
 	if (live_leader && !force)
@@ -830,8 +901,9 @@ repl_promote(PG_FUNCTION_ARGS)
 /*
  * repl.takeover(old_leader text, epoch bigint, position bigint,
  *		cluster jsonb) returns bigint
- *		Switchover's call on the target: become leader of epoch at position,
- *		which the old leader has stopped at; the old leader follows.
+ *		Switchover's call on the target: become leader of epoch at the
+ *		position the old leader stopped at (or at an empty tick it cut
+ *		after), which is returned; the old leader follows from there.
  */
 Datum
 repl_takeover(PG_FUNCTION_ARGS)
@@ -854,7 +926,12 @@ repl_takeover(PG_FUNCTION_ARGS)
 						node->node_name, node->leader_name, node->epoch,
 						old_leader, epoch - 1)));
 	applied = repl_read_applied_tick();
-	if (applied != position)
+
+	/*
+	 * Past position: ticks the old leader cut after it, which hold nothing
+	 * (its writes were stopped and drained); start from where we are.
+	 */
+	if (applied < position)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("node \"%s\" is at position " INT64_FORMAT ", not at the handover position " INT64_FORMAT,
@@ -872,12 +949,12 @@ repl_takeover(PG_FUNCTION_ARGS)
 		sync_name = strcmp(s, node->node_name) == 0 ? old_leader :
 			MemoryContextStrdup(TopTransactionContext, s);
 	}
-	become_leader(epoch, position, old_leader, position, sync_name);
+	become_leader(epoch, applied, old_leader, applied, sync_name);
 	SPI_finish();
 	ereport(LOG,
 			(errmsg("repl_ext: node \"%s\" took over from \"%s\": leader of epoch " INT64_FORMAT " from position " INT64_FORMAT,
-					repl_local_node()->node_name, old_leader, epoch, position)));
-	PG_RETURN_INT64(epoch);
+					repl_local_node()->node_name, old_leader, epoch, applied)));
+	PG_RETURN_INT64(applied);
 }
 
 /* Switchover in progress: the flag that makes writes refused. */
@@ -967,27 +1044,37 @@ follower_applied(void *arg)
 
 /*
  * Wait for every transaction that may have written the log before writes
- * were stopped: those running now.  false on timeout.
+ * were stopped: those holding a lock on a log table (a snapshot would not
+ * list a transaction newer than every finished one).  false on timeout,
+ * with the number still running in *nwaiting.
  */
 static bool
 wait_for_writers(TimestampTz deadline, int *nwaiting)
 {
-	Snapshot	snap = GetLatestSnapshot();
-	TransactionId mine = GetTopTransactionIdIfAny();
-	uint32		i;
+	int			log_no;
 
 	*nwaiting = 0;
-	for (i = 0; i < snap->xcnt; i++)
+	for (log_no = 0; log_no < REPL_NUM_LOG_TABLES; log_no++)
 	{
-		TransactionId xid = snap->xip[i];
+		char		name[NAMEDATALEN];
+		LOCKTAG		tag;
 
-		if (xid == mine)
-			continue;
-		while (!ConditionalXactLockTableWait(xid))
+		snprintf(name, sizeof(name), "log_%d", log_no);
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, repl_catalog_relid(name));
+		for (;;)
 		{
+			VirtualTransactionId *holders = GetLockConflicts(&tag, ShareLock, NULL);
+			int			running = 0;
+			int			i;
+
+			for (i = 0; VirtualTransactionIdIsValid(holders[i]); i++)
+				if (!VirtualXactLock(holders[i], false))
+					running++;
+			if (running == 0)
+				break;
 			if (GetCurrentTimestamp() >= deadline)
 			{
-				*nwaiting = snap->xcnt - i;
+				*nwaiting = running;
 				return false;
 			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1021,7 +1108,7 @@ repl_switchover(PG_FUNCTION_ARGS)
 	int64		old_epoch;
 	int64		epoch;
 	int64		request;
-	int64		final_tick;
+	volatile int64 final_tick;
 	int			nwaiting;
 	bool		streaming = false;
 	int			i;
@@ -1150,6 +1237,7 @@ repl_switchover(PG_FUNCTION_ARGS)
 			repl_conn_exec_or_raise(conn,
 									"SELECT repl.takeover($1, $2::bigint, $3::bigint, $4::jsonb)",
 									4, params, target, &res);
+			final_tick = strtoi64(repl_result_value(res, 0, 0), NULL, 10);
 			/* the cluster as the new leader sees it */
 			store_cluster(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 															 CStringGetDatum(text))));
