@@ -29,6 +29,7 @@ bool		repl_synchronous_commit = true;
 int			repl_synchronous_mode = REPL_SYNC_STRICT;
 int			repl_synchronous_timeout = 10000;
 int			repl_synchronous_failover_timeout = 5000;
+int			repl_fence_timeout = 0;
 
 static const struct config_enum_entry sync_mode_options[] = {
 	{"strict", REPL_SYNC_STRICT, false},
@@ -148,6 +149,15 @@ repl_guc_init(void)
 							"After this long disconnected, or with a commit waiting this long, the most up-to-date streaming asynchronous follower becomes synchronous.",
 							&repl_synchronous_failover_timeout,
 							5000, 100, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.fence_timeout",
+							"Time without contact with any follower after which a leader stops acknowledging commits.",
+							"While a synchronous follower is configured, a leader that has reached no follower for this long never lets a commit stop waiting (not even in degrade mode): it may have been replaced. 0 turns this off.",
+							&repl_fence_timeout,
+							0, 0, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

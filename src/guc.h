@@ -20,6 +20,7 @@ extern bool repl_synchronous_commit;
 extern int	repl_synchronous_mode;
 extern int	repl_synchronous_timeout;
 extern int	repl_synchronous_failover_timeout;
+extern int	repl_fence_timeout;
 
 /* Values of repl_ext.synchronous_mode */
 typedef enum ReplSyncMode

@@ -52,6 +52,7 @@ typedef struct ReplFollowerSlot
 	int64		sent_tick;		/* last tick sent */
 	int64		applied_tick;	/* last tick the follower confirmed */
 	TimestampTz applied_tick_time;	/* when that tick was cut (leader) */
+	TimestampTz last_contact;	/* last successful call on the follower */
 	TimestampTz last_error_time;
 	char		last_error[REPL_ERROR_LEN];
 	/* progress of a copy (copy.c), valid while copy_started != 0 */

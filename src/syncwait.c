@@ -335,6 +335,44 @@ repl_sync_manage(void)
  */
 int64		repl_write_epoch = 0;
 
+/*
+ * With repl_ext.fence_timeout set: has this leader reached no follower
+ * within that time, or since since (a commit's wait began)?  Then it may
+ * have been replaced, and it must not acknowledge a commit that no
+ * follower confirmed, whatever the mode.
+ */
+static bool
+leader_isolated_locked(TimestampTz since)
+{
+	TimestampTz limit;
+	int			i;
+
+	if (repl_fence_timeout <= 0)
+		return false;
+	limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -repl_fence_timeout);
+	if (since > limit)
+		limit = since;
+	for (i = 0; i < repl_shared->nslots; i++)
+	{
+		ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+		if (slot->in_use && slot->last_contact >= limit)
+			return false;
+	}
+	return true;
+}
+
+static bool
+leader_isolated(TimestampTz since)
+{
+	bool		isolated;
+
+	LWLockAcquire(repl_shared->lock, LW_SHARED);
+	isolated = leader_isolated_locked(since);
+	LWLockRelease(repl_shared->lock);
+	return isolated;
+}
+
 /* Why a commit wait ended. */
 typedef enum SyncWaitOutcome
 {
@@ -387,7 +425,8 @@ repl_sync_commit_wait(void)
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	if (repl_shared->sync_slot < 0 ||
 		(repl_shared->sync_degraded &&
-		 repl_synchronous_mode == REPL_SYNC_DEGRADE))
+		 repl_synchronous_mode == REPL_SYNC_DEGRADE &&
+		 !leader_isolated_locked(0)))
 	{
 		LWLockRelease(repl_shared->lock);
 		return;
@@ -432,7 +471,8 @@ repl_sync_commit_wait(void)
 			if (target >= 0 && repl_shared->slots[s].applied_tick >= target)
 				outcome = SYNC_CONFIRMED;
 			else if (repl_shared->sync_degraded &&
-					 repl_synchronous_mode == REPL_SYNC_DEGRADE)
+					 repl_synchronous_mode == REPL_SYNC_DEGRADE &&
+					 !leader_isolated_locked(start))
 				outcome = SYNC_DEGRADED;
 		}
 		LWLockRelease(repl_shared->lock);
@@ -487,7 +527,7 @@ repl_sync_commit_wait(void)
 					 errdetail("The transaction has already committed locally, but might not have been replicated to the synchronous follower.")));
 			break;
 		}
-		if (repl_synchronous_mode == REPL_SYNC_DEGRADE)
+		if (repl_synchronous_mode == REPL_SYNC_DEGRADE && !leader_isolated(start))
 		{
 			long		waited = TimestampDifferenceMilliseconds(start,
 																 GetCurrentTimestamp());

@@ -894,6 +894,9 @@ sender_push_cluster(ReplConn *conn, SenderConfig *cfg)
 									 their_epoch ? their_epoch : "(none)"));
 		return false;
 	}
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	my_slot()->last_contact = GetCurrentTimestamp();
+	LWLockRelease(repl_shared->lock);
 	return true;
 }
 
@@ -1012,6 +1015,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 
 
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		my_slot()->last_contact = GetCurrentTimestamp();
 		my_slot()->applied_tick = applied;
 		my_slot()->applied_tick_time = batch.to_tick_time;
 		my_slot()->state = sender_catchup_start != 0 ?
@@ -1190,6 +1194,7 @@ repl_sender_main(Datum main_arg)
 			proc_exit(0);
 		}
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+		my_slot()->last_contact = GetCurrentTimestamp();
 		my_slot()->applied_tick = applied;
 		my_slot()->sent_tick = applied;
 		my_slot()->state = sender_catchup_start != 0 ?
