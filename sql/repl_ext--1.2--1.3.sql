@@ -10,6 +10,9 @@ ALTER TABLE repl.local_node ADD CONSTRAINT local_node_role_check
 	CHECK (role IN ('leader', 'follower', 'fenced'));
 ALTER TABLE repl.local_node ADD COLUMN applied_epoch bigint NOT NULL DEFAULT 1;
 UPDATE repl.local_node SET applied_epoch = epoch;
+-- elections (repl_ext.auto_failover): a node votes at most once per epoch
+ALTER TABLE repl.local_node ADD COLUMN voted_epoch bigint NOT NULL DEFAULT 0;
+ALTER TABLE repl.local_node ADD COLUMN voted_for text;
 
 -- 'rejoin': a former leader the new leader contacts only to fence it, until
 -- it calls repl.rejoin()
@@ -70,6 +73,18 @@ $$;
 COMMENT ON FUNCTION repl.cluster_state() IS
 'Leader: the nodes, the epochs and the oldest position any follower needs, as sent to followers';
 
+CREATE FUNCTION repl.note_leader_contact() RETURNS void
+AS 'MODULE_PATHNAME', 'repl_note_leader_contact_sql' LANGUAGE C;
+COMMENT ON FUNCTION repl.note_leader_contact() IS
+'Follower: the leader reached this node just now (its heartbeat; used by repl_ext.auto_failover)';
+
+CREATE FUNCTION repl.request_vote(candidate text, epoch bigint,
+	applied_epoch bigint, applied_position bigint, OUT granted boolean,
+	OUT reason text)
+AS 'MODULE_PATHNAME', 'repl_request_vote' LANGUAGE C STRICT;
+COMMENT ON FUNCTION repl.request_vote(text, bigint, bigint, bigint) IS
+'Election: give this node''s vote in epoch to candidate, at most once per epoch and only to a candidate at least as up to date, while it hears nothing from a leader';
+
 CREATE FUNCTION repl.follower_sync_cluster(leader_name text, epoch bigint,
 	cluster jsonb, OUT accepted boolean, OUT node_epoch bigint,
 	OUT node_leader text)
@@ -87,6 +102,7 @@ BEGIN
 		RETURN;
 	END IF;
 	accepted := true;
+	PERFORM repl.note_leader_contact();
 	IF (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
 				   'node_name', x.node_name, 'conninfo', x.conninfo,
 				   'is_leader', x.is_leader, 'synchronous', x.synchronous)
@@ -206,4 +222,6 @@ REVOKE ALL ON FUNCTION repl.cluster_state(),
 	repl.promote(boolean), repl.switchover(text, interval),
 	repl.takeover(text, bigint, bigint, jsonb), repl.rejoin(text),
 	repl.accept_rejoin(text, text, bigint, bigint),
-	repl.resync_follower(text), repl.fence(text, bigint) FROM PUBLIC;
+	repl.resync_follower(text), repl.fence(text, bigint),
+	repl.note_leader_contact(), repl.request_vote(text, bigint, bigint, bigint)
+	FROM PUBLIC;

@@ -42,6 +42,7 @@
 
 #include "capture.h"
 #include "changelog.h"
+#include "failover.h"
 #include "follower.h"
 #include "protocol.h"
 #include "relcache.h"
@@ -660,5 +661,6 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	error_context_stack = errcb.previous;
+	repl_note_leader_contact();
 	PG_RETURN_INT64(st.hdr.to_tick);
 }

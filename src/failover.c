@@ -39,13 +39,17 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/condition_variable.h"
 #include "storage/lmgr.h"
+#include "common/pg_prng.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -76,6 +80,8 @@ PG_FUNCTION_INFO_V1(repl_switchover);
 PG_FUNCTION_INFO_V1(repl_rejoin);
 PG_FUNCTION_INFO_V1(repl_accept_rejoin);
 PG_FUNCTION_INFO_V1(repl_resync_follower);
+PG_FUNCTION_INFO_V1(repl_note_leader_contact_sql);
+PG_FUNCTION_INFO_V1(repl_request_vote);
 
 /* How often switchover polls for transactions still writing. */
 #define HANDOVER_POLL_MS	10
@@ -113,6 +119,42 @@ getarg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", argname)));
 	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * repl_set_read_only_default
+ *		On a follower or fenced node, sessions of repl_ext.database start
+ *		read-only (ALTER DATABASE ... SET default_transaction_read_only), so
+ *		that libpq's target_session_attrs=read-write skips the node and finds
+ *		the leader; a leader or a node outside any cluster resets it.  Part
+ *		of the transaction that changes the role.  repl_ext's own connections
+ *		turn it off (transport.c); so can any session, to write tables that
+ *		are not replicated.  Needs SPI.
+ */
+void
+repl_set_read_only_default(bool read_only)
+{
+	const char *db = quote_identifier(get_database_name(MyDatabaseId));
+
+	if (read_only && !repl_follower_read_only)
+		return;
+	spi_run(psprintf(read_only ?
+					 "ALTER DATABASE %s SET default_transaction_read_only = on" :
+					 "ALTER DATABASE %s RESET default_transaction_read_only", db),
+			0, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/*
+ * The functions that change a follower's or fenced node's role write on a
+ * node whose sessions may start read-only because repl_ext made them so
+ * (repl_ext.follower_read_only): lift that default for this transaction.
+ * A transaction made read-only explicitly, or a hot standby, stays so.
+ */
+static void
+allow_role_change_writes(void)
+{
+	if (XactReadOnly && DefaultXactReadOnly && !RecoveryInProgress())
+		XactReadOnly = false;
 }
 
 /*
@@ -243,6 +285,7 @@ fence_local(const char *leader_name, int64 epoch)
 	spi_run("UPDATE repl.local_node SET role = 'fenced', leader_name = $1, epoch = $2",
 			2, types, values, SPI_OK_UPDATE);
 	repl_protect_tables(true);
+	repl_set_read_only_default(true);
 	repl_local_node_changed();
 	repl_wake_supervisor_at_commit();
 	raise_fenced_epoch(epoch);
@@ -299,6 +342,7 @@ repl_follower_handshake(PG_FUNCTION_ARGS)
 	Datum		args[2];
 
 	repl_check_preloaded();
+	allow_role_change_writes();
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	SPI_connect();
@@ -333,6 +377,8 @@ repl_follower_handshake(PG_FUNCTION_ARGS)
 		node = repl_local_node();
 	}
 	SPI_finish();
+	if (accepted)
+		repl_note_leader_contact();
 
 	values[0] = BoolGetDatum(accepted);
 	if (node->role == REPL_ROLE_NONE)
@@ -371,6 +417,7 @@ repl_fence(PG_FUNCTION_ARGS)
 	const ReplLocalNode *node;
 
 	repl_check_preloaded();
+	allow_role_change_writes();
 	node = repl_local_node();
 	if (node->role == REPL_ROLE_LEADER && epoch > node->epoch)
 	{
@@ -685,6 +732,7 @@ become_leader(int64 epoch, int64 base, const char *old_leader,
 			" VALUES ($2, $1, $3) ON CONFLICT ON CONSTRAINT epochs_pkey DO NOTHING",
 			3, types, values, SPI_OK_INSERT);
 	repl_protect_tables(false);
+	repl_set_read_only_default(false);
 
 	/* the log starts empty in log_0; nobody writes it before we commit */
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
@@ -717,6 +765,7 @@ become_follower(const char *leader_name, int64 epoch, int64 applied_epoch,
 			" applied_at = pg_catalog.now()", 4, types, values, SPI_OK_UPDATE);
 	repl_local_node_changed();
 	repl_protect_tables(true);
+	repl_set_read_only_default(true);
 	repl_local_node_changed();
 	repl_wake_supervisor_at_commit();
 }
@@ -786,6 +835,7 @@ repl_promote(PG_FUNCTION_ARGS)
 	int			nreached = 0;
 
 	repl_check_preloaded();
+	allow_role_change_writes();
 	repl_require_role(REPL_ROLE_FOLLOWER, "repl.promote");
 	node = repl_local_node();
 	old_leader = pstrdup(node->leader_name);
@@ -917,6 +967,7 @@ repl_takeover(PG_FUNCTION_ARGS)
 	char	   *sync_name = NULL;
 
 	repl_check_preloaded();
+	allow_role_change_writes();
 	repl_require_role(REPL_ROLE_FOLLOWER, "repl.takeover");
 	node = repl_local_node();
 	if (strcmp(node->leader_name, old_leader) != 0 || epoch != node->epoch + 1)
@@ -1306,6 +1357,7 @@ repl_rejoin(PG_FUNCTION_ARGS)
 	uint64		i;
 
 	repl_check_preloaded();
+	allow_role_change_writes();
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	node = repl_local_node();
@@ -1433,6 +1485,7 @@ repl_rejoin(PG_FUNCTION_ARGS)
 			clear_leader_state();
 			spi_run("DELETE FROM repl.retained", 0, NULL, NULL, SPI_OK_DELETE);
 			spi_run("DELETE FROM repl.local_node", 0, NULL, NULL, SPI_OK_DELETE);
+			repl_set_read_only_default(false);
 			repl_local_node_changed();
 			params[0] = my_name;
 			params[1] = my_conninfo;
@@ -1595,4 +1648,342 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	ereport(NOTICE,
 			(errmsg("follower \"%s\" is copied again; watch repl.status", name)));
 	PG_RETURN_VOID();
+}
+
+
+/*
+ * Automatic failover
+ *
+ * A follower notes every contact from its leader (a batch, a handshake, the
+ * once-a-second node list) in shared memory.  With repl_ext.auto_failover,
+ * its supervisor checks the time since (repl_failover_watch): after
+ * repl_ext.leader_timeout without contact, and if the leader cannot be
+ * reached directly either, it stands for election in epoch E = one more
+ * than any epoch it has seen or voted in.  It first votes for itself
+ * (committed: a node votes at most once per epoch, repl.local_node.
+ * voted_epoch), then asks every other node of the cluster
+ * (repl.request_vote).  A node grants its vote only if it has not voted in
+ * E, is no live leader, has itself not heard from the leader within
+ * leader_timeout, and the candidate's position is at least its own.  With
+ * votes from a majority of all the cluster's nodes (the old leader
+ * included) the candidate promotes itself in epoch E.  Two candidates can
+ * never both win E (a majority each would need one node voting twice), and
+ * a minority never wins.  A candidate that loses waits a random part of
+ * leader_timeout before trying again with a newer epoch.
+ */
+
+/*
+ * repl_note_leader_contact
+ *		The leader reached this follower just now.
+ */
+void
+repl_note_leader_contact(void)
+{
+	if (repl_shared != NULL)
+		pg_atomic_write_u64(&repl_shared->leader_contact,
+							(uint64) GetCurrentTimestamp());
+}
+
+/*
+ * repl.note_leader_contact() returns void
+ *		For repl.follower_sync_cluster, the leader's heartbeat.
+ */
+Datum
+repl_note_leader_contact_sql(PG_FUNCTION_ARGS)
+{
+	repl_note_leader_contact();
+	PG_RETURN_VOID();
+}
+
+static bool
+leader_heard_recently(void)
+{
+	TimestampTz contact = (TimestampTz) pg_atomic_read_u64(&repl_shared->leader_contact);
+
+	return contact != 0 &&
+		!TimestampDifferenceExceeds(contact, GetCurrentTimestamp(), repl_leader_timeout);
+}
+
+/*
+ * repl.request_vote(candidate text, epoch bigint, applied_epoch bigint,
+ *		applied_position bigint) returns (granted boolean, reason text)
+ *		A candidate asks for this node's vote in epoch (see above).
+ */
+Datum
+repl_request_vote(PG_FUNCTION_ARGS)
+{
+	char	   *candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		epoch = PG_GETARG_INT64(1);
+	int64		cand_epoch = PG_GETARG_INT64(2);
+	int64		cand_pos = PG_GETARG_INT64(3);
+	const ReplLocalNode *node;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	char	   *reason = NULL;
+	int64		voted;
+	int64		applied;
+	bool		isnull;
+
+	repl_check_preloaded();
+	allow_role_change_writes();
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SPI_connect();
+	spi_run("SELECT voted_epoch FROM repl.local_node FOR UPDATE", 0, NULL, NULL,
+			SPI_OK_SELECT);
+	voted = SPI_processed == 1 ?
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) : 0;
+	repl_local_node_changed();
+	node = repl_local_node();
+	applied = node->role == REPL_ROLE_NONE ? 0 : repl_read_applied_tick();
+	if (node->role == REPL_ROLE_NONE)
+		reason = "it is in no cluster";
+	else if (node->role == REPL_ROLE_LEADER)
+		reason = psprintf("it leads epoch " INT64_FORMAT, node->epoch);
+	else if (epoch <= node->epoch || epoch <= voted)
+		reason = psprintf("it already is in epoch " INT64_FORMAT " or voted in it", Max(node->epoch, voted));
+	else if (node->role == REPL_ROLE_FOLLOWER && leader_heard_recently())
+		reason = psprintf("it still hears from leader \"%s\"", node->leader_name);
+	else if (node->role == REPL_ROLE_FOLLOWER &&
+			 (cand_epoch < node->applied_epoch ||
+			  (cand_epoch == node->applied_epoch && cand_pos < applied)))
+		reason = psprintf("the candidate is behind it (position " INT64_FORMAT " of epoch " INT64_FORMAT ")",
+						  applied, node->applied_epoch);
+	if (reason == NULL)
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		args[2];
+
+		args[0] = Int64GetDatum(epoch);
+		args[1] = CStringGetTextDatum(candidate);
+		spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
+				2, types, args, SPI_OK_UPDATE);
+		ereport(LOG,
+				(errmsg("repl_ext: node \"%s\" votes for \"%s\" in epoch " INT64_FORMAT,
+						node->node_name, candidate, epoch)));
+	}
+	SPI_finish();
+	values[0] = BoolGetDatum(reason == NULL);
+	if (reason)
+		values[1] = CStringGetTextDatum(reason);
+	else
+		nulls[1] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/* Transaction wrapper for the supervisor. */
+static void
+begin_work(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+}
+
+static void
+end_work(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
+ * Stand for election (see above).  Runs several transactions; returns true
+ * if this node is now the leader.
+ */
+static bool
+run_election(void)
+{
+	const ReplLocalNode *node;
+	char	   *me;
+	char	   *old_leader;
+	int64		epoch;
+	int64		applied;
+	int64		applied_epoch;
+	bool		isnull;
+	int			nnodes = 1;
+	int			votes = 1;
+	List	   *names = NIL;
+	List	   *conninfos = NIL;
+	List	   *leaders = NIL;
+	ListCell   *lc1,
+			   *lc2,
+			   *lc3;
+	uint64		i;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	/* 1. who is there, and a vote for ourselves, committed */
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("repl_ext", true)))
+	{
+		CommitTransactionCommand();
+		return false;
+	}
+	CommitTransactionCommand();
+	begin_work();
+	spi_run("SELECT greatest(epoch, voted_epoch) FROM repl.local_node FOR UPDATE",
+			0, NULL, NULL, SPI_OK_SELECT);
+	repl_local_node_changed();
+	node = repl_local_node();
+	if (node->role != REPL_ROLE_FOLLOWER || SPI_processed != 1)
+	{
+		end_work();
+		return false;
+	}
+	epoch = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) + 1;
+	me = MemoryContextStrdup(cxt, node->node_name);
+	old_leader = MemoryContextStrdup(cxt, node->leader_name);
+	applied = repl_read_applied_tick();
+	applied_epoch = node->applied_epoch;
+	spi_run("SELECT node_name, conninfo, is_leader FROM repl.nodes ORDER BY node_name",
+			0, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old;
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(name, me) == 0)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		names = lappend(names, pstrdup(name));
+		conninfos = lappend(conninfos, pstrdup(SPI_getvalue(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 2)));
+		leaders = lappend_int(leaders,
+							  DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 3, &isnull)));
+		MemoryContextSwitchTo(old);
+		nnodes++;
+	}
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		args[2];
+
+		args[0] = Int64GetDatum(epoch);
+		args[1] = CStringGetTextDatum(me);
+		spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
+				2, types, args, SPI_OK_UPDATE);
+	}
+	end_work();
+	ereport(LOG,
+			(errmsg("repl_ext: no contact with leader \"%s\" for %d ms; node \"%s\" stands for election in epoch " INT64_FORMAT,
+					old_leader, repl_leader_timeout, me, epoch)));
+
+	/* 2. ask the others; a leader that answers is alive after all */
+	forthree(lc1, names, lc2, conninfos, lc3, leaders)
+	{
+		char	   *err;
+		ReplConn   *conn = repl_conn_open(lfirst(lc2), lfirst(lc1), &err);
+		ReplResult *res;
+		const char *params[4];
+		char		e[32],
+					ae[32],
+					ap[32];
+
+		CHECK_FOR_INTERRUPTS();
+		if (conn == NULL)
+			continue;
+		snprintf(e, sizeof(e), INT64_FORMAT, epoch);
+		snprintf(ae, sizeof(ae), INT64_FORMAT, applied_epoch);
+		snprintf(ap, sizeof(ap), INT64_FORMAT, applied);
+		params[0] = me;
+		params[1] = e;
+		params[2] = ae;
+		params[3] = ap;
+		res = repl_conn_exec(conn, "SELECT granted, reason FROM repl.request_vote($1, $2::bigint, $3::bigint, $4::bigint)",
+							 4, params, NULL, NULL);
+		repl_conn_close(conn);
+		if (!res->ok)
+		{
+			ereport(LOG,
+					(errmsg("repl_ext: could not ask node \"%s\" for its vote: %s",
+							(char *) lfirst(lc1), res->message)));
+			continue;
+		}
+		if (strcmp(repl_result_value(res, 0, 0), "t") == 0)
+			votes++;
+		else
+			ereport(LOG,
+					(errmsg("repl_ext: node \"%s\" does not vote for \"%s\" in epoch " INT64_FORMAT ": %s",
+							(char *) lfirst(lc1), me, epoch, repl_result_value(res, 0, 1))));
+	}
+	if (votes * 2 <= nnodes)
+	{
+		ereport(LOG,
+				(errmsg("repl_ext: node \"%s\" lost the election in epoch " INT64_FORMAT ": %d of %d votes",
+						me, epoch, votes, nnodes)));
+		return false;
+	}
+
+	/* 3. elected: lead epoch, unless something changed meanwhile */
+	begin_work();
+	spi_run("SELECT voted_epoch, voted_for FROM repl.local_node FOR UPDATE",
+			0, NULL, NULL, SPI_OK_SELECT);
+	repl_local_node_changed();
+	node = repl_local_node();
+	if (node->role != REPL_ROLE_FOLLOWER || SPI_processed != 1 ||
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != epoch ||
+		node->epoch >= epoch)
+	{
+		end_work();
+		return false;
+	}
+	{
+		char	   *sync_name = NULL;
+
+		spi_run("SELECT node_name FROM repl.nodes WHERE synchronous", 0, NULL, NULL,
+				SPI_OK_SELECT);
+		if (SPI_processed > 0)
+		{
+			char	   *sname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+			if (strcmp(sname, me) != 0)
+				sync_name = sname;
+		}
+		become_leader(epoch, repl_read_applied_tick(), old_leader, -1, sync_name);
+	}
+	end_work();
+	ereport(LOG,
+			(errmsg("repl_ext: node \"%s\" elected leader of epoch " INT64_FORMAT " with %d of %d votes",
+					me, epoch, votes, nnodes)));
+	return true;
+}
+
+/*
+ * repl_failover_watch
+ *		The supervisor of a node that does not lead: with
+ *		repl_ext.auto_failover, stand for election once the leader has been
+ *		silent for repl_ext.leader_timeout.  Returns how long the supervisor
+ *		may sleep before calling again, in ms.
+ */
+long
+repl_failover_watch(void)
+{
+	static TimestampTz next_try = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz contact = (TimestampTz) pg_atomic_read_u64(&repl_shared->leader_contact);
+	long		remaining;
+
+	/* a supervisor that starts counts from its own start */
+	if (contact == 0 || !repl_auto_failover)
+	{
+		repl_note_leader_contact();
+		return 1000;
+	}
+	remaining = repl_leader_timeout - (long) TimestampDifferenceMilliseconds(contact, now);
+	if (remaining > 0)
+		return Min(remaining + 1, 1000);
+	if (now < next_try)
+		return Max(TimestampDifferenceMilliseconds(now, next_try), 1);
+	if (run_election())
+		return 0;
+
+	/* lost, or nothing to do: wait a random part of the timeout */
+	next_try = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   (long) (repl_leader_timeout *
+												   (0.1 + 0.4 * pg_prng_double(&pg_global_prng_state))));
+	return 100;
 }

@@ -50,6 +50,7 @@
 #include "capture.h"
 #include "changelog.h"
 #include "copy.h"
+#include "failover.h"
 #include "follower.h"
 #include "guc.h"
 #include "shmem.h"
@@ -364,6 +365,7 @@ repl_init_leader(PG_FUNCTION_ARGS)
 		spi_exec("INSERT INTO repl.local_node (node_name, role, conninfo, epoch)"
 				 " VALUES ($1, 'leader', $2, 1)",
 				 2, types, values, NULL, SPI_OK_INSERT);
+		repl_set_read_only_default(false);
 		/* a new cluster: forget any earlier one (1.3 catalogs) */
 		if (OidIsValid(get_relname_relid("epochs",
 										 get_namespace_oid(REPL_SCHEMA, false))))
@@ -1184,6 +1186,7 @@ repl_follower_attach(PG_FUNCTION_ARGS)
 			 4, types, values, NULL, SPI_OK_INSERT);
 	/* retained ticks of an earlier membership are not this history */
 	spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+	repl_set_read_only_default(true);
 	/* the triggers installed below must see the follower role */
 	repl_local_node_changed();
 	deconstruct_array(tables, TEXTOID, -1, false, TYPALIGN_INT,
@@ -1238,6 +1241,7 @@ repl_follower_detach(PG_FUNCTION_ARGS)
 	spi_exec("DELETE FROM repl.nodes", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 	spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 	spi_exec("DELETE FROM repl.epochs", 0, NULL, NULL, NULL, SPI_OK_DELETE);
+	repl_set_read_only_default(false);
 	SPI_finish();
 	repl_local_node_changed();
 	ereport(LOG,

@@ -30,6 +30,9 @@ int			repl_synchronous_mode = REPL_SYNC_STRICT;
 int			repl_synchronous_timeout = 10000;
 int			repl_synchronous_failover_timeout = 5000;
 int			repl_fence_timeout = 0;
+bool		repl_follower_read_only = false;
+bool		repl_auto_failover = false;
+int			repl_leader_timeout = 10000;
 
 static const struct config_enum_entry sync_mode_options[] = {
 	{"strict", REPL_SYNC_STRICT, false},
@@ -158,6 +161,33 @@ repl_guc_init(void)
 							"While a synchronous follower is configured, a leader that has reached no follower for this long never lets a commit stop waiting (not even in degrade mode): it may have been replaced. 0 turns this off.",
 							&repl_fence_timeout,
 							0, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("repl_ext.follower_read_only",
+							 "Makes sessions on a follower read-only by default.",
+							 "When a node becomes a follower (or is fenced), repl_ext sets default_transaction_read_only = on for repl_ext.database, so that clients using target_session_attrs=read-write find the leader; it resets it when the node leads or leaves the cluster.",
+							 &repl_follower_read_only,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("repl_ext.auto_failover",
+							 "Lets followers elect a new leader when the leader is silent.",
+							 "A follower that has heard nothing from its leader for repl_ext.leader_timeout, and cannot reach it, asks the other nodes for their votes; with a majority of the cluster it promotes itself.",
+							 &repl_auto_failover,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("repl_ext.leader_timeout",
+							"Time without a heartbeat or batch from the leader after which it counts as dead.",
+							"Only with repl_ext.auto_failover. The leader's senders contact every follower at least once a second, independently of user transactions.",
+							&repl_leader_timeout,
+							10000, 1000, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

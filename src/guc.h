@@ -21,6 +21,9 @@ extern int	repl_synchronous_mode;
 extern int	repl_synchronous_timeout;
 extern int	repl_synchronous_failover_timeout;
 extern int	repl_fence_timeout;
+extern bool repl_follower_read_only;
+extern bool repl_auto_failover;
+extern int	repl_leader_timeout;
 
 /* Values of repl_ext.synchronous_mode */
 typedef enum ReplSyncMode

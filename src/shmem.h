@@ -88,6 +88,8 @@ typedef struct ReplShared
 									 * learned of while leading: writes
 									 * refused, waits released */
 	pg_atomic_uint32 handover_active;	/* atomic: switchover, writes refused */
+	pg_atomic_uint64 leader_contact;	/* atomic: follower: when the leader
+										 * last reached us (TimestampTz) */
 	char		handover_to[NAMEDATALEN];	/* the switchover's target */
 	int			nslots;
 	ReplFollowerSlot slots[FLEXIBLE_ARRAY_MEMBER];

@@ -373,6 +373,25 @@ leader_isolated(TimestampTz since)
 	return isolated;
 }
 
+/*
+ * Was this node fenced since the transaction wrote the log?  Then no
+ * follower will confirm the commit: say so (it is not replicated) and
+ * return true.
+ */
+static bool
+fenced_since_write(void)
+{
+	int64		fenced = (int64) pg_atomic_read_u64(&repl_shared->fenced_epoch);
+
+	if (fenced <= repl_write_epoch)
+		return false;
+	ereport(WARNING,
+			(errmsg("canceling wait for synchronous follower: this node was fenced by a leader of epoch " INT64_FORMAT,
+					fenced),
+			 errdetail("The transaction has already committed locally, but was not replicated and will be reported as lost by repl.rejoin().")));
+	return true;
+}
+
 /* Why a commit wait ended. */
 typedef enum SyncWaitOutcome
 {
@@ -413,14 +432,8 @@ repl_sync_commit_wait(void)
 
 	if (!repl_synchronous_commit || repl_shared == NULL)
 		return;
-	if ((int64) pg_atomic_read_u64(&repl_shared->fenced_epoch) > repl_write_epoch)
-	{
-		ereport(WARNING,
-				(errmsg("not waiting for a synchronous follower: this node was fenced by a leader of epoch " INT64_FORMAT,
-						(int64) pg_atomic_read_u64(&repl_shared->fenced_epoch)),
-				 errdetail("The transaction has already committed locally, but was not replicated and will be reported as lost by repl.rejoin().")));
+	if (fenced_since_write())
 		return;
-	}
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	if (repl_shared->sync_slot < 0 ||
@@ -484,14 +497,8 @@ repl_sync_commit_wait(void)
 		 * Fenced: a newer leader exists, so no follower will confirm this
 		 * commit, and nothing may pretend it was replicated.
 		 */
-		if ((int64) pg_atomic_read_u64(&repl_shared->fenced_epoch) > repl_write_epoch)
-		{
-			ereport(WARNING,
-					(errmsg("canceling wait for synchronous follower: this node was fenced by a leader of epoch " INT64_FORMAT,
-							(int64) pg_atomic_read_u64(&repl_shared->fenced_epoch)),
-					 errdetail("The transaction has already committed locally, but was not replicated and will be reported as lost by repl.rejoin().")));
+		if (fenced_since_write())
 			break;
-		}
 		if (outcome == SYNC_NO_ROLE)
 			break;
 		if (outcome == SYNC_DEGRADED)

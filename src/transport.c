@@ -131,7 +131,12 @@ repl_conn_open(const char *conninfo, const char *node_name, char **err)
 	}
 
 	/* as libpqrcv_connect does: nothing may resolve through search_path */
-	res = libpqsrv_exec(conn, "SELECT pg_catalog.set_config('search_path', '', false)",
+	/*
+	 * ... and our calls write on followers, whose sessions start read-only
+	 * (repl_ext.follower_read_only)
+	 */
+	res = libpqsrv_exec(conn, "SELECT pg_catalog.set_config('search_path', '', false),"
+						" pg_catalog.set_config('default_transaction_read_only', 'off', false)",
 						PG_WAIT_EXTENSION);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{

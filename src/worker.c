@@ -356,6 +356,8 @@ repl_supervisor_main(Datum main_arg)
 	pgstat_report_appname("repl_ext supervisor");
 	/* ticks and log housekeeping must be durable whatever the server default */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* a follower's database may default to read-only (failover.c) */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	repl_shared->supervisor = MyProc;
@@ -399,7 +401,16 @@ repl_supervisor_main(Datum main_arg)
 				last_generation = 0;	/* force a sync below */
 			}
 			else
+			{
+				long		watch;
+
 				last_generation = generation;
+				/* not leading: watch the leader (automatic failover) */
+				watch = repl_failover_watch();
+				if (watch == 0)
+					last_generation = 0;	/* elected: start below */
+				timeout = Min(timeout, Max(watch, 1));
+			}
 		}
 
 		if (started)
@@ -659,6 +670,20 @@ sender_persist_position(int64 applied)
 	CommitTransactionCommand();
 }
 
+/* Mark this follower as needing a new copy (SPI connected); no sender runs for it. */
+static void
+sender_mark_needs_resync(void)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(sender_node);
+
+	if (SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
+							  " WHERE node_name = $1",
+							  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update repl.followers");
+	repl_wake_supervisor_at_commit();
+}
+
 /*
  * Whether the log still holds what follows position applied.  If not, mark
  * the follower as needing re-synchronisation and return false.
@@ -682,16 +707,7 @@ sender_position_kept(int64 applied)
 		SPI_connect();
 	}
 	if (!kept)
-	{
-		Oid			type = TEXTOID;
-		Datum		value = CStringGetTextDatum(sender_node);
-
-		if (SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
-								  " WHERE node_name = $1",
-								  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update repl.followers");
-		repl_wake_supervisor_at_commit();
-	}
+		sender_mark_needs_resync();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -716,15 +732,8 @@ sender_diverged(int64 applied_epoch, int64 applied)
 	diverged = repl_position_diverged(applied_epoch, applied, &why);
 	if (diverged)
 	{
-		Oid			type = TEXTOID;
-		Datum		value = CStringGetTextDatum(sender_node);
-
 		why = MemoryContextStrdup(TopMemoryContext, why);
-		if (SPI_execute_with_args("UPDATE repl.followers SET needs_resync = true"
-								  " WHERE node_name = $1",
-								  1, &type, &value, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update repl.followers");
-		repl_wake_supervisor_at_commit();
+		sender_mark_needs_resync();
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -1060,6 +1069,7 @@ repl_sender_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(repl_database, NULL, 0);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	strlcpy(sender_node, my_slot()->node_name, NAMEDATALEN);

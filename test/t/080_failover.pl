@@ -17,7 +17,8 @@ use ReplExtTest;
 my %nodes;
 for my $name (qw(a b c))
 {
-	$nodes{$name} = new_node($name, 'log_min_messages' => 'log');
+	$nodes{$name} = new_node($name, 'log_min_messages' => 'log',
+		'repl_ext.follower_read_only' => 'on');
 }
 my ($a, $b, $c) = @nodes{qw(a b c)};
 
@@ -127,6 +128,9 @@ compare_nodes($b, $c, 'load', 'id');
 is($c->safe_psql('postgres', 'SELECT node_name FROM repl.current_leader()'),
 	'b', 'c names b as the leader');
 my ($rc, $out, $err) = $c->psql('postgres', "INSERT INTO t VALUES (5000, 'no')");
+like($err, qr/read-only transaction/, 'sessions on c are read-only (follower_read_only)');
+($rc, $out, $err) = $c->psql('postgres',
+	"SET default_transaction_read_only = off; INSERT INTO t VALUES (5000, 'no')");
 like($err, qr/follows leader "b"/, 'a write on c is refused, naming b');
 
 ############################################################################
@@ -137,7 +141,8 @@ $a->start;
 $a->poll_query_until('postgres', 'SELECT role FROM repl.node_info()', 'fenced')
   or die 'a was never fenced';
 pass('the restarted old leader fenced itself');
-($rc, $out, $err) = $a->psql('postgres', "INSERT INTO t VALUES (5001, 'no')");
+($rc, $out, $err) = $a->psql('postgres',
+	"SET default_transaction_read_only = off; INSERT INTO t VALUES (5001, 'no')");
 like($err, qr/fenced former leader.*\n.*Node "b" leads epoch 2/,
 	'a write on the old leader is refused, naming the new leader');
 is($a->safe_psql('postgres', 'SELECT node_name FROM repl.current_leader()'),
@@ -192,6 +197,18 @@ for my $f ($a, $c)
 }
 is($leader->safe_psql('postgres', 'SELECT sum(n) FROM load'), $sum0 + $committed,
 	"all $committed transactions pgbench saw commit survived four switchovers");
+
+# libpq finds the leader among all nodes: followers start sessions read-only
+my $multi = 'host=' . join(',', map { $_->host } ($a, $c, $b))
+  . ' port=' . join(',', map { $_->port } ($a, $c, $b))
+  . ' dbname=postgres target_session_attrs=read-write';
+my $found = `psql -XAtq -d "$multi" -c "SHOW port"`;
+chomp $found;
+is($found, $leader->port, 'target_session_attrs=read-write connects to the leader');
+is($c->safe_psql('postgres', 'SHOW default_transaction_read_only'), 'on',
+	'sessions on a follower start read-only');
+is($c->safe_psql('postgres', 'SET default_transaction_read_only = off; CREATE TABLE local_only (x int); INSERT INTO local_only VALUES (1); SELECT count(*) FROM local_only'),
+	'1', 'a follower session can still write tables that are not replicated');
 
 ############################################################################
 # 4. a switchover blocked by an open transaction refuses writes, then gives
