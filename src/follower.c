@@ -169,6 +169,19 @@ repl_local_node(void)
 }
 
 /*
+ * repl_local_node_fresh
+ *		repl.local_node as committed now, not as cached: a worker woken by a
+ *		commit that changed it may run before that commit's invalidation is
+ *		sent (xact callbacks come first).
+ */
+const ReplLocalNode *
+repl_local_node_fresh(void)
+{
+	local_node_valid = false;
+	return repl_local_node();
+}
+
+/*
  * repl_local_node_changed
  *		Make every backend re-read repl.local_node once this transaction
  *		commits (and this one at its next command).

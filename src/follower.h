@@ -24,6 +24,7 @@ typedef struct ReplLocalNode
 
 extern const ReplLocalNode *repl_local_node(void);
 extern void repl_local_node_changed(void);
+extern const ReplLocalNode *repl_local_node_fresh(void);
 extern Oid	repl_catalog_relid(const char *relname);
 extern void repl_require_role(ReplRole role, const char *funcname);
 extern int64 repl_read_applied_tick(void);

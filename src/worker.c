@@ -94,7 +94,7 @@ node_is_leader(void)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (OidIsValid(get_extension_oid("repl_ext", true)))
-		result = repl_local_node()->role == REPL_ROLE_LEADER;
+		result = repl_local_node_fresh()->role == REPL_ROLE_LEADER;
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	return result;
@@ -445,6 +445,8 @@ repl_supervisor_main(Datum main_arg)
 					/* extension dropped or role changed: stop everything */
 					int			i;
 
+					ereport(LOG,
+							(errmsg("repl_ext supervisor: this node no longer leads; its senders stop")));
 					started = false;
 					last_generation = generation;
 					LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
@@ -620,7 +622,7 @@ sender_load_config(SenderConfig *cfg)
 		elog(ERROR, "could not read repl.followers");
 	if (SPI_processed == 1)
 	{
-		const ReplLocalNode *node = repl_local_node();
+		const ReplLocalNode *node = repl_local_node_fresh();
 		bool		isnull;
 
 		found = node->role == REPL_ROLE_LEADER;

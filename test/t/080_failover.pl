@@ -259,7 +259,7 @@ wait_catchup($leader, 'a');
 $leader->stop('immediate');
 # a keeps the ticks c lacks (repl.retained), so c would first take them from
 # a; without them, a is simply ahead
-$a->safe_psql('postgres', 'DELETE FROM repl.retained');
+$a->safe_psql('postgres', 'SET default_transaction_read_only = off; DELETE FROM repl.retained');
 ($rc, $out, $err) = $c->psql('postgres', 'SELECT repl.promote()');
 like($err, qr/follower "a" is more up to date than this node/,
 	'promoting the follower that is behind is refused');
