@@ -74,15 +74,17 @@ only=${BENCH_ONLY:-}
 seconds=${BENCH_SECONDS:-20}
 want_copy=false
 want_sync=false
+want_switchover=false
 IFS=, read -r -a scenario_list <<< "$scenarios"
 for s in ${scenario_list[@]+"${scenario_list[@]}"}; do
 	case $s in
 		copy) want_copy=true ;;
 		sync) want_sync=true ;;
-		*) echo "BENCH_SCENARIOS must be a comma list of copy and sync, not '$scenarios'" >&2; exit 2 ;;
+		switchover) want_switchover=true ;;
+		*) echo "BENCH_SCENARIOS must be a comma list of copy, sync and switchover, not '$scenarios'" >&2; exit 2 ;;
 	esac
 done
-$want_copy || $want_sync || { echo "BENCH_SCENARIOS names no scenario: '$scenarios'" >&2; exit 2; }
+$want_copy || $want_sync || $want_switchover || { echo "BENCH_SCENARIOS names no scenario: '$scenarios'" >&2; exit 2; }
 [[ $rows =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROWS must be a positive integer, not '$rows'" >&2; exit 2; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer, not '$runs'" >&2; exit 2; }
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_SECONDS must be a positive integer, not '$seconds'" >&2; exit 2; }
@@ -101,13 +103,14 @@ if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
-	if $want_sync || [ "$only" != builtin ]; then
+	if $want_sync || $want_switchover || [ "$only" != builtin ]; then
 		echo "== building and installing repl_ext"
 		make -s -C "$src" PG_CONFIG="$PG_CONFIG" install >/dev/null
 	fi
 	dir=$(mktemp -d /tmp/repl_ext_bench.XXXXXX)
 	cp "${BASH_SOURCE[0]}" "$dir/run.sh"
 	cp "$(dirname "${BASH_SOURCE[0]}")/sync.sh" "$dir/sync.sh"
+	cp "$(dirname "${BASH_SOURCE[0]}")/switchover.sh" "$dir/switchover.sh"
 	chown -R postgres "$dir"
 	exec runuser -u postgres -- env BENCH_SCENARIOS="$scenarios" BENCH_ROWS="$rows" BENCH_RUNS="$runs" \
 		BENCH_ONLY="$only" BENCH_SECONDS="$seconds" bash "$dir/run.sh" --as-postgres "$dir"
@@ -334,8 +337,9 @@ copy_report() {
 	fi
 }
 
-# sync_scenario and sync_report
+# sync_scenario and sync_report; switchover_scenario and switchover_report
 source "$dir/sync.sh"
+source "$dir/switchover.sh"
 
 if $want_copy; then
 	copy_scenario
@@ -343,9 +347,15 @@ fi
 if $want_sync; then
 	sync_scenario
 fi
+if $want_switchover; then
+	switchover_scenario
+fi
 if $want_copy; then
 	copy_report
 fi
 if $want_sync; then
 	sync_report
+fi
+if $want_switchover; then
+	switchover_report
 fi
