@@ -31,21 +31,23 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	exit 2
 fi
 
-sw_table_sql="CREATE TABLE bench_sw (id bigserial PRIMARY KEY, payload text NOT NULL)"
+# the key does not come from a sequence: sequences are not replicated
+sw_table_sql="CREATE TABLE bench_sw (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), payload text NOT NULL)"
 declare -a sw_repl=() sw_phys=()
 
 # sw_writer PORT PREFIX SECONDS: pgbench in the background, logging each
 # transaction to PREFIX.*; its pid in sw_pid
 sw_writer() {
-	rm -f "$2".*
-	"$BIN/pgbench" -n -c 1 -T "$3" -l --log-prefix="$2" -f "$dir/bench_sw.pgbench" \
+	rm -f "$2".[0-9]*
+	echo "INSERT INTO bench_sw (payload) VALUES ('$(basename "$2")');" > "$2.pgbench"
+	"$BIN/pgbench" -n -c 1 -T "$3" -l --log-prefix="$2" -f "$2.pgbench" \
 		-h "$dir" -p "$1" -U postgres postgres >"$2.out" 2>&1 &
 	sw_pid=$!
 }
 
 # sw_times PREFIX: "first last count" of the logged commit times, in seconds
 sw_times() {
-	cat "$1".* 2>/dev/null | awk '{t = $5 + $6 / 1e6; if (n == 0 || t < f) f = t; if (t > l) l = t; n++}
+	cat "$1".[0-9]* 2>/dev/null | awk '{t = $5 + $6 / 1e6; if (n == 0 || t < f) f = t; if (t > l) l = t; n++}
 		END {printf "%.6f %.6f %d\n", f, l, n}'
 }
 
@@ -64,8 +66,10 @@ sw_move() {
 	read -r _ a n1 <<< "$(sw_times "$dir/sw1")"
 	read -r b _ n2 <<< "$(sw_times "$dir/sw2")"
 	[ "$n1" -gt 0 ] && [ "$n2" -gt 0 ] || die "a writer logged no commit"
-	rows=$(q "$to" "SELECT count(*) FROM bench_sw")
-	[ "$rows" -ge $((n1 + n2)) ] || die "after the move the new leader has $rows rows, the writers committed $n1 + $n2"
+	rows=$(q "$to" "SELECT count(*) FILTER (WHERE payload = 'sw1') || ' ' || count(*) FILTER (WHERE payload = 'sw2') FROM bench_sw")
+	[ "$rows" = "$n1 $n2" ] ||
+		die "after the move the new leader has $rows rows of the first and second writer, they committed $n1 and $n2 (old leader: $(q "$from" "SELECT count(*) FILTER (WHERE payload = 'sw1') FROM bench_sw"))"
+	q "$to" "DELETE FROM bench_sw" >/dev/null
 	awk -v a="$a" -v b="$b" 'BEGIN {printf "%.1f", (b - a) * 1000}'
 }
 
