@@ -201,6 +201,51 @@ AS 'MODULE_PATHNAME', 'repl_fence' LANGUAGE C STRICT;
 COMMENT ON FUNCTION repl.fence(text, bigint) IS
 'Stop a leader of an older epoch from accepting writes: it learns of leader_name and epoch (called by a new leader)';
 
+CREATE FUNCTION repl.advance_sequences() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	r record;
+	m numeric;
+	cur bigint;
+	n integer := 0;
+BEGIN
+	FOR r IN
+		-- serial and other defaults that call nextval(), and identity columns
+		SELECT DISTINCT t.relid::pg_catalog.regclass AS tab, a.attname,
+			   q.seqrelid::pg_catalog.regclass AS seq
+		  FROM repl.replicated_tables t
+		  JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.relid
+			   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+			   AND a.atttypid OPERATOR(pg_catalog.=) ANY (ARRAY['int2', 'int4', 'int8', 'numeric']::pg_catalog.regtype[])
+		  JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND ((d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+					 AND d.objid OPERATOR(pg_catalog.=) (SELECT ad.oid FROM pg_catalog.pg_attrdef ad
+						  WHERE ad.adrelid OPERATOR(pg_catalog.=) t.relid AND ad.adnum OPERATOR(pg_catalog.=) a.attnum))
+					OR (a.attidentity OPERATOR(pg_catalog.<>) ''
+						AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+						AND d.deptype OPERATOR(pg_catalog.=) 'i'
+						AND d.refobjid OPERATOR(pg_catalog.=) t.relid
+						AND d.refobjsubid OPERATOR(pg_catalog.=) a.attnum))
+		  JOIN pg_catalog.pg_sequence q ON q.seqrelid OPERATOR(pg_catalog.=)
+			   CASE WHEN d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+					THEN d.refobjid ELSE d.objid END
+		 WHERE q.seqincrement OPERATOR(pg_catalog.>) 0
+	LOOP
+		EXECUTE pg_catalog.format('SELECT pg_catalog.max(%I)::pg_catalog.numeric FROM %s', r.attname, r.tab)
+		   INTO m;
+		CONTINUE WHEN m IS NULL;
+		EXECUTE pg_catalog.format('SELECT last_value FROM %s', r.seq) INTO cur;
+		IF m OPERATOR(pg_catalog.>=) cur THEN
+			PERFORM pg_catalog.setval(r.seq, m::bigint, true);
+			n := n OPERATOR(pg_catalog.+) 1;
+		END IF;
+	END LOOP;
+	RETURN n;
+END;
+$$;
+COMMENT ON FUNCTION repl.advance_sequences() IS
+'New leader: move every ascending sequence that feeds a column of a replicated table (default or identity) past the largest value in that column; returns how many moved';
+
 CREATE VIEW repl.cluster AS
 SELECT l.node_name, 'leader'::text AS role, l.conninfo, l.epoch
   FROM repl.local_node l WHERE l.role OPERATOR(pg_catalog.=) 'leader'
@@ -223,5 +268,5 @@ REVOKE ALL ON FUNCTION repl.cluster_state(),
 	repl.takeover(text, bigint, bigint, jsonb), repl.rejoin(text),
 	repl.accept_rejoin(text, text, bigint, bigint),
 	repl.resync_follower(text), repl.fence(text, bigint),
-	repl.note_leader_contact(), repl.request_vote(text, bigint, bigint, bigint)
-	FROM PUBLIC;
+	repl.note_leader_contact(), repl.request_vote(text, bigint, bigint, bigint),
+	repl.advance_sequences() FROM PUBLIC;

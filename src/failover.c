@@ -682,6 +682,7 @@ become_leader(int64 epoch, int64 base, const char *old_leader,
 	Oid			types[6] = {TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
 
 	values[0] = CStringGetTextDatum(node->node_name);
 	values[1] = Int64GetDatum(epoch);
@@ -733,6 +734,15 @@ become_leader(int64 epoch, int64 base, const char *old_leader,
 			3, types, values, SPI_OK_INSERT);
 	repl_protect_tables(false);
 	repl_set_read_only_default(false);
+
+	/* sequences are not replicated: new keys must not collide */
+	spi_run("SELECT repl.advance_sequences()", 0, NULL, NULL, SPI_OK_SELECT);
+	if (DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									&isnull)) > 0)
+		ereport(LOG,
+				(errmsg("repl_ext: node \"%s\" moved %s sequences of replicated tables past their columns' largest values",
+						node->node_name,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
 
 	/* the log starts empty in log_0; nobody writes it before we commit */
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
