@@ -1174,7 +1174,6 @@ repl_switchover(PG_FUNCTION_ARGS)
 	bool		streaming = false;
 	int			i;
 	ReplConn   *volatile conn = NULL;
-	char	   *err;
 	static bool callback_registered = false;
 	AppliedWait aw;
 
@@ -1287,12 +1286,8 @@ repl_switchover(PG_FUNCTION_ARGS)
 		params[1] = e;
 		params[2] = p;
 		params[3] = text;
-		conn = repl_conn_open(conninfo, target, &err);
-		if (conn == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-					 errmsg("could not connect to node \"%s\"", target),
-					 errdetail_internal("%s", err)));
+		conn = repl_conn_open_or_raise(conninfo, target,
+									   psprintf("node \"%s\"", target));
 		PG_TRY();
 		{
 			repl_conn_exec_or_raise(conn,
@@ -1348,7 +1343,6 @@ repl_rejoin(PG_FUNCTION_ARGS)
 {
 	char	   *leader_conninfo = getarg_text(fcinfo, 0, "leader_conninfo");
 	const ReplLocalNode *node;
-	char	   *err;
 	ReplConn   *volatile conn;
 	ReplResult *res;
 	char	   *leader_name;
@@ -1386,12 +1380,7 @@ repl_rejoin(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("node \"%s\" has no connection string", my_name)));
 
-	conn = repl_conn_open(leader_conninfo, "leader", &err);
-	if (conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to the leader"),
-				 errdetail_internal("%s", err)));
+	conn = repl_conn_open_or_raise(leader_conninfo, "leader", "the leader");
 	PG_TRY();
 	{
 		const char *params[4];
@@ -1612,7 +1601,6 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	char	   *conninfo;
 	ReplConn   *conn;
 	ReplResult *res;
-	char	   *err;
 	const char *params[1];
 
 	repl_check_preloaded();
@@ -1627,12 +1615,8 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	conninfo = MemoryContextStrdup(TopTransactionContext,
 								   SPI_getvalue(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1));
-	conn = repl_conn_open(conninfo, name, &err);
-	if (conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to follower \"%s\"", name),
-				 errdetail_internal("%s", err)));
+	conn = repl_conn_open_or_raise(conninfo, name,
+								   psprintf("follower \"%s\"", name));
 	/* whichever leader it follows now, it stops: the copy attaches it */
 	res = repl_conn_exec(conn, "SELECT leader_name FROM repl.node_info()", 0,
 						 NULL, NULL, NULL);

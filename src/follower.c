@@ -546,7 +546,6 @@ repl_add_follower(PG_FUNCTION_ARGS)
 	List	   *tables;
 	char	   *version;
 	int64		position;
-	char	   *err;
 	ReplConn   *volatile conn = NULL;
 
 	repl_check_preloaded();
@@ -608,12 +607,8 @@ repl_add_follower(PG_FUNCTION_ARGS)
 								  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	tables = repl_replicated_table_names(callercxt);
 
-	conn = repl_conn_open(conninfo, name, &err);
-	if (conn == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to follower \"%s\"", name),
-				 errdetail_internal("%s", err)));
+	conn = repl_conn_open_or_raise(conninfo, name,
+								   psprintf("follower \"%s\"", name));
 	PG_TRY();
 	{
 		ReplResult *res;

@@ -370,6 +370,26 @@ repl_result_raise(ReplResult *res, const char *node_name)
 }
 
 /*
+ * repl_conn_open_or_raise
+ *		repl_conn_open for a function a user called: an unreachable node is
+ *		an error naming it (what: e.g. 'follower "n2"'), with libpq's text.
+ */
+ReplConn *
+repl_conn_open_or_raise(const char *conninfo, const char *node_name,
+						const char *what)
+{
+	char	   *err;
+	ReplConn   *conn = repl_conn_open(conninfo, node_name, &err);
+
+	if (conn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to %s", what),
+				 errdetail_internal("%s", err)));
+	return conn;
+}
+
+/*
  * repl_conn_exec_or_raise
  *		repl_conn_exec with text parameters, raising on failure.  *res (if
  *		not NULL) receives the result.

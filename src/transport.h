@@ -29,6 +29,9 @@ typedef bool (*ReplCopyProgress) (void *arg, int64 rows, int64 bytes);
 extern bool repl_conninfo_is_valid(const char *conninfo, char **err);
 extern ReplConn *repl_conn_open(const char *conninfo, const char *node_name,
 								char **err);
+extern ReplConn *repl_conn_open_or_raise(const char *conninfo,
+										 const char *node_name,
+										 const char *what);
 extern void repl_conn_close(ReplConn *conn);
 extern ReplResult *repl_conn_exec(ReplConn *conn, const char *sql,
 								  int nparams, const char *const *values,

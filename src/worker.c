@@ -207,6 +207,23 @@ sender_running(SenderHandle *sh)
 }
 
 /*
+ * Ask slot i's sender to stop (it exits at its next check), or free the slot
+ * if no sender runs for it.  Caller holds repl_shared->lock exclusively.
+ */
+static void
+stop_slot_locked(int i, SenderHandle *handles)
+{
+	ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+	slot->stop_requested = true;
+	slot->synchronous = false;
+	if (slot->proc)
+		SetLatch(&slot->proc->procLatch);
+	else if (handles[i].handle == NULL)
+		slot->in_use = false;
+}
+
+/*
  * Bring the slots in line with repl.followers: one slot per follower, a
  * running sender for each active one, and a stop request for the others.
  */
@@ -309,18 +326,8 @@ sync_senders(SenderHandle *handles)
 	/* slots of removed followers: stop their sender, then free them */
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < repl_shared->nslots; i++)
-	{
-		ReplFollowerSlot *slot = &repl_shared->slots[i];
-
-		if (!slot->in_use || wanted[i])
-			continue;
-		slot->stop_requested = true;
-		slot->synchronous = false;
-		if (slot->proc)
-			SetLatch(&slot->proc->procLatch);
-		else if (handles[i].handle == NULL)
-			slot->in_use = false;
-	}
+		if (repl_shared->slots[i].in_use && !wanted[i])
+			stop_slot_locked(i, handles);
 	repl_sync_assign_locked();
 	LWLockRelease(repl_shared->lock);
 
@@ -453,18 +460,8 @@ repl_supervisor_main(Datum main_arg)
 					repl_shared->cur_log_valid = false;
 					repl_shared->sync_slot = -1;
 					for (i = 0; i < repl_shared->nslots; i++)
-					{
-						ReplFollowerSlot *slot = &repl_shared->slots[i];
-
-						if (!slot->in_use)
-							continue;
-						slot->stop_requested = true;
-						slot->synchronous = false;
-						if (slot->proc)
-							SetLatch(&slot->proc->procLatch);
-						else if (handles[i].handle == NULL)
-							slot->in_use = false;
-					}
+						if (repl_shared->slots[i].in_use)
+							stop_slot_locked(i, handles);
 					LWLockRelease(repl_shared->lock);
 					ConditionVariableBroadcast(&repl_shared->progress_cv);
 					continue;

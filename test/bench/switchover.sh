@@ -2,7 +2,8 @@
 # during a planned change of leader.  Not a script of its own: run.sh
 # (sudo BENCH_SCENARIOS=switchover bash test/bench/run.sh) sources it as the
 # postgres user after defining what it uses (dir, BIN, ports, WAIT, q, die,
-# conn, now, start_instance, stop_instance, sync_fresh, sync_poll, the
+# conn, now, start_instance, stop_instance, sync_fresh, sync_poll,
+# sync_standby, the
 # cleanup trap), and calls switchover_scenario, then switchover_report.
 #
 # A writer, pgbench -n -c 1 -T 120 -l (one single-row INSERT per
@@ -106,13 +107,7 @@ switchover_scenario() {
 		echo "== switchover: physical, primary $PRIMARY, standby $STANDBY (run $run)"
 		sync_fresh 4
 		q $PRIMARY "$sw_table_sql"
-		rm -rf "${dir:?}/standby"
-		"$BIN/pg_basebackup" -D "$dir/standby" -h "$dir" -p $PRIMARY -U postgres -R -X stream -c fast \
-			>>"$dir/standby.log" 2>&1
-		echo "port = $STANDBY" >> "$dir/standby/postgresql.conf"
-		"$BIN/pg_ctl" -D "$dir/standby" -l "$dir/standby.log" -t 120 -w start >/dev/null
-		sync_poll $PRIMARY "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'" \
-			"the standby streams"
+		sync_standby
 		gap=$(sw_move $PRIMARY $STANDBY sw_phys_move)
 		printf '   physical run %d: %s ms without writes\n' "$run" "$gap"
 		sw_phys+=("$gap")

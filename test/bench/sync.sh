@@ -85,6 +85,18 @@ sync_poll() {
 	done
 }
 
+# sync_standby: a fresh physical standby of the primary (pg_basebackup -R),
+# started and streaming
+sync_standby() {
+	rm -rf "${dir:?}/standby"
+	"$BIN/pg_basebackup" -D "$dir/standby" -h "$dir" -p $PRIMARY -U postgres -R -X stream -c fast \
+		>>"$dir/standby.log" 2>&1
+	echo "port = $STANDBY" >> "$dir/standby/postgresql.conf"
+	"$BIN/pg_ctl" -D "$dir/standby" -l "$dir/standby.log" -t 120 -w start >/dev/null
+	sync_poll $PRIMARY "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'" \
+		"the standby streams"
+}
+
 # sync_fresh I...: (re)initialize and start instances names[I]
 sync_fresh() {
 	local i
@@ -175,13 +187,7 @@ sync_scenario() {
 	echo "== sync commit latency: physical streaming, primary $PRIMARY, standby $STANDBY"
 	sync_fresh 4
 	q $PRIMARY "$sync_table_sql"
-	rm -rf "${dir:?}/standby"
-	"$BIN/pg_basebackup" -D "$dir/standby" -h "$dir" -p $PRIMARY -U postgres -R -X stream -c fast \
-		>>"$dir/standby.log" 2>&1
-	echo "port = $STANDBY" >> "$dir/standby/postgresql.conf"
-	"$BIN/pg_ctl" -D "$dir/standby" -l "$dir/standby.log" -t 120 -w start >/dev/null
-	sync_poll $PRIMARY "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'" \
-		"the standby streams"
+	sync_standby
 	q $PRIMARY "ALTER SYSTEM SET synchronous_standby_names = '*'"
 	q $PRIMARY "SELECT pg_reload_conf()" >/dev/null
 	sync_poll $PRIMARY "SELECT count(*) = 1 FROM pg_stat_replication WHERE sync_state = 'sync'" \
