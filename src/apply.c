@@ -24,6 +24,8 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_sequence.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -34,11 +36,14 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "capture.h"
 #include "changelog.h"
@@ -50,6 +55,7 @@
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(repl_apply_batch);
+PG_FUNCTION_INFO_V1(repl_prepare_apply_session);
 
 /* One relation of the batch being applied. */
 typedef struct ApplyRel
@@ -76,6 +82,7 @@ typedef struct ApplyState
 	/* for the error context */
 	int			change_no;
 	const char *current_rel;
+	const char *current_ddl;
 } ApplyState;
 
 static void
@@ -83,7 +90,11 @@ apply_error_callback(void *arg)
 {
 	ApplyState *st = (ApplyState *) arg;
 
-	if (st->current_rel)
+	if (st->current_ddl)
+		errcontext("replaying DDL command of batch " INT64_FORMAT "-" INT64_FORMAT " from leader \"%s\": %s",
+				   st->hdr.from_tick, st->hdr.to_tick, st->hdr.leader_name,
+				   st->current_ddl);
+	else if (st->current_rel)
 		errcontext("applying change %d of batch " INT64_FORMAT "-" INT64_FORMAT " from leader \"%s\" to table %s",
 				   st->change_no, st->hdr.from_tick, st->hdr.to_tick,
 				   st->hdr.leader_name, st->current_rel);
@@ -93,11 +104,12 @@ apply_error_callback(void *arg)
 }
 
 /*
- * Look up and lock every relation of the batch, and give the executor a
- * range table with one entry per relation (index i + 1 for relation i).
+ * Give the executor a range table with one entry per relation of the batch
+ * (index i + 1 for relation i).  Names are resolved when first used, not
+ * here: a DDL record earlier in the batch may create the table.
  */
 static void
-resolve_relations(ApplyState *st)
+init_range_table(ApplyState *st)
 {
 	List	   *rtable = NIL;
 	int			i;
@@ -108,34 +120,61 @@ resolve_relations(ApplyState *st)
 		RangeTblEntry *rte;
 
 		ar->qualname = quote_qualified_identifier(ar->nspname, ar->relname);
-		ar->relid = RangeVarGetRelid(makeRangeVar(ar->nspname, ar->relname, -1),
-									 RowExclusiveLock, true);
-		if (!OidIsValid(ar->relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("replicated table %s does not exist on this follower",
-							ar->qualname),
-					 errhint("Create it with the same definition as on the leader; replication resumes on the next retry.")));
-		ar->registered = list_member_oid(st->registered, ar->relid);
 		rte = makeNode(RangeTblEntry);
 		rte->rtekind = RTE_RELATION;
-		rte->relid = ar->relid;
-		rte->relkind = get_rel_relkind(ar->relid);
 		rte->rellockmode = RowExclusiveLock;
 		rtable = lappend(rtable, rte);
 	}
 	ExecInitRangeTable(st->estate, rtable);
 }
 
-/* Open relation idx of the batch for writing, once. */
+/* Look up and lock relation idx of the batch by name, once. */
+static ApplyRel *
+resolve_rel(ApplyState *st, int idx)
+{
+	ApplyRel   *ar = &st->rels[idx];
+	RangeTblEntry *rte;
+
+	if (OidIsValid(ar->relid))
+		return ar;
+	ar->relid = RangeVarGetRelid(makeRangeVar(ar->nspname, ar->relname, -1),
+								 RowExclusiveLock, true);
+	if (!OidIsValid(ar->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("replicated relation %s does not exist on this follower",
+						ar->qualname),
+				 errhint("Create it with the same definition as on the leader; replication resumes on the next retry.")));
+	ar->registered = list_member_oid(st->registered, ar->relid);
+	rte = exec_rt_fetch(idx + 1, st->estate);
+	rte->relid = ar->relid;
+	rte->relkind = get_rel_relkind(ar->relid);
+	return ar;
+}
+
+/*
+ * Open relation idx of the batch for writing, once.  Apply writes with the
+ * privileges of the role the leader connects as: it must be allowed to
+ * read and change the table (see README, "Security").
+ */
 static ApplyRel *
 open_apply_rel(ApplyState *st, int idx)
 {
-	ApplyRel   *ar = &st->rels[idx];
+	ApplyRel   *ar = resolve_rel(st, idx);
+	AclResult	aclresult;
 
 	if (ar->rel != NULL)
 		return ar;
 	ar->rel = table_open(ar->relid, RowExclusiveLock);
+	if (ar->rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("replicated relation %s is not a table on this follower",
+						ar->qualname)));
+	aclresult = pg_class_aclcheck(ar->relid, GetUserId(),
+								  ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(ar->rel));
 	ar->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(ar->rri, ar->rel, idx + 1, NULL, 0);
 	ExecOpenIndices(ar->rri, false);
@@ -351,6 +390,87 @@ apply_truncate(ApplyState *st, ApplyRel *ar)
 			 SPI_result_code_string(rc));
 }
 
+/*
+ * Replay a command of repl.execute_ddl at its place in the stream, with the
+ * leader's search_path.  The batch's relations are closed first: ALTER
+ * TABLE refuses a relation this session still has open, and the relcache
+ * invalidation makes the next change see the new definition.
+ */
+static void
+apply_ddl(ApplyState *st, StringInfo data)
+{
+	char	   *search_path;
+	char	   *command;
+	int			nestlevel;
+	int			rc;
+	int			i;
+
+	repl_proto_get_ddl(data, &search_path, &command);
+	if (st->hdr.encoding != GetDatabaseEncoding())
+	{
+		search_path = (char *)
+			pg_do_encoding_conversion((unsigned char *) search_path,
+									  strlen(search_path),
+									  st->hdr.encoding, GetDatabaseEncoding());
+		command = (char *)
+			pg_do_encoding_conversion((unsigned char *) command,
+									  strlen(command),
+									  st->hdr.encoding, GetDatabaseEncoding());
+	}
+	st->current_ddl = command;
+	for (i = 0; i < st->hdr.nrels; i++)
+		close_apply_rel(&st->rels[i]);
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute(command, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute failed for a replicated DDL command: %s",
+			 SPI_result_code_string(rc));
+	AtEOXact_GUC(true, nestlevel);
+	st->current_ddl = NULL;
+}
+
+/*
+ * Move a replicated sequence forward to the leader's value (never back: a
+ * value from a batch that is older than one already applied, or a local
+ * nextval, must not make it hand out a number again).  setval is not
+ * transactional; a batch that fails later leaves the sequence ahead, which
+ * is harmless.
+ */
+static void
+apply_sequence(ApplyState *st, int idx, StringInfo data)
+{
+	int64		value = repl_proto_get_sequence(data);
+	ApplyRel   *ar = resolve_rel(st, idx);
+	HeapTuple	tup;
+	int64		increment;
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		current;
+
+	if (get_rel_relkind(ar->relid) != RELKIND_SEQUENCE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("replicated sequence %s is not a sequence on this follower",
+						ar->qualname)));
+	tup = SearchSysCache1(SEQRELID, ObjectIdGetDatum(ar->relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for sequence %u", ar->relid);
+	increment = ((Form_pg_sequence) GETSTRUCT(tup))->seqincrement;
+	ReleaseSysCache(tup);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(ar->relid);
+	fcinfo->args[0].isnull = false;
+	current = pg_sequence_last_value(fcinfo);
+	if (!fcinfo->isnull &&
+		(increment > 0 ? DatumGetInt64(current) >= value :
+		 DatumGetInt64(current) <= value))
+		return;
+	(void) DirectFunctionCall3(setval3_oid, ObjectIdGetDatum(ar->relid),
+							   Int64GetDatum(value), BoolGetDatum(true));
+}
+
 static void
 apply_table_event(ApplyState *st, ApplyRel *ar, char op)
 {
@@ -542,7 +662,7 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 
 	st.estate = CreateExecutorState();
 	st.estate->es_output_cid = GetCurrentCommandId(true);
-	resolve_relations(&st);
+	init_range_table(&st);
 	st.rowcxt = AllocSetContextCreate(CurrentMemoryContext,
 									  "repl_ext apply row",
 									  ALLOCSET_DEFAULT_SIZES);
@@ -579,7 +699,20 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 			tick_changes = 0;
 			continue;
 		}
+		if (op == REPL_OP_DDL)
+		{
+			st.current_rel = NULL;
+			apply_ddl(&st, &data);
+			CommandCounterIncrement();
+			st.estate->es_output_cid = GetCurrentCommandId(true);
+			continue;
+		}
 		st.current_rel = st.rels[relidx].qualname;
+		if (op == REPL_OP_SEQUENCE)
+		{
+			apply_sequence(&st, relidx, &data);
+			continue;
+		}
 		ar = open_apply_rel(&st, relidx);
 		if (op != REPL_OP_ADD_TABLE && !ar->registered)
 			ereport(ERROR,
@@ -663,4 +796,26 @@ repl_apply_batch(PG_FUNCTION_ARGS)
 	error_context_stack = errcb.previous;
 	repl_note_leader_contact();
 	PG_RETURN_INT64(st.hdr.to_tick);
+}
+
+/*
+ * repl.prepare_apply_session(is_local boolean) returns void
+ *		Put the calling session (or, is_local, its transaction) in
+ *		session_replication_role = replica, as apply and the initial copy
+ *		need: ordinary triggers, our write protection included, do not fire.
+ *		The setting is superuser-only; this function lets the leader's
+ *		connection role do it without being a superuser, and only members
+ *		of repl_admin may call it (README, "Security").
+ */
+Datum
+repl_prepare_apply_session(PG_FUNCTION_ARGS)
+{
+	bool		is_local = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+
+	repl_check_preloaded();
+	(void) set_config_option("session_replication_role", "replica",
+							 PGC_SUSET, PGC_S_SESSION,
+							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+							 true, 0, false);
+	PG_RETURN_VOID();
 }

@@ -198,12 +198,14 @@ refuse_follower_write(Relation rel, const ReplLocalNode *node)
 }
 
 /*
- * A leader refuses writes while a switchover hands its role over, and from
- * the moment it learns of a newer epoch (failover.c), before its catalog
- * says so.
+ * repl_check_leader_writable
+ *		A leader refuses writes while a switchover hands its role over, and
+ *		from the moment it learns of a newer epoch (failover.c), before its
+ *		catalog says so.  what names the object written, for the message:
+ *		"replicated table \"t\"".
  */
-static void
-check_leader_writable(Relation rel, const ReplLocalNode *node)
+void
+repl_check_leader_writable(const ReplLocalNode *node, const char *what)
 {
 	int64		fenced_epoch = (int64) pg_atomic_read_u64(&repl_shared->fenced_epoch);
 	char		target[NAMEDATALEN];
@@ -211,8 +213,7 @@ check_leader_writable(Relation rel, const ReplLocalNode *node)
 	if (fenced_epoch > node->epoch)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot modify replicated table \"%s\" on a fenced former leader",
-						RelationGetRelationName(rel)),
+				 errmsg("cannot modify %s on a fenced former leader", what),
 				 errdetail("Another node leads epoch " INT64_FORMAT " now.", fenced_epoch),
 				 errhint("Call repl.rejoin() on this node to make it a follower.")));
 	if (pg_atomic_read_u32(&repl_shared->handover_active) == 0)
@@ -221,11 +222,10 @@ check_leader_writable(Relation rel, const ReplLocalNode *node)
 	strlcpy(target, repl_shared->handover_to, NAMEDATALEN);
 	LWLockRelease(repl_shared->lock);
 	ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot modify replicated table \"%s\" during a switchover",
-						RelationGetRelationName(rel)),
-				 errdetail("Leadership is moving from \"%s\" to \"%s\"; write to \"%s\" once it is done.",
-						   node->node_name, target, target)));
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("cannot modify %s during a switchover", what),
+			 errdetail("Leadership is moving from \"%s\" to \"%s\"; write to \"%s\" once it is done.",
+					   node->node_name, target, target)));
 }
 
 /*
@@ -281,7 +281,12 @@ repl_capture_trigger(PG_FUNCTION_ARGS)
 		refuse_follower_write(rel, node);
 	if (node->role != REPL_ROLE_LEADER)
 		return PointerGetDatum(NULL);
-	check_leader_writable(rel, node);
+	/* the message is built only when needed: this is the hot path */
+	if ((int64) pg_atomic_read_u64(&repl_shared->fenced_epoch) > node->epoch ||
+		pg_atomic_read_u32(&repl_shared->handover_active) != 0)
+		repl_check_leader_writable(node,
+								   psprintf("replicated table \"%s\"",
+											RelationGetRelationName(rel)));
 	repl_write_epoch = node->epoch;
 
 	if (op == REPL_OP_TRUNCATE)
@@ -719,6 +724,22 @@ repl_decode_change(PG_FUNCTION_ARGS)
 			nulls[1] = (op == REPL_OP_DELETE);
 			if (rel)
 				relation_close(rel, AccessShareLock);
+		}
+		else if (op == REPL_OP_DDL)
+		{
+			char	   *search_path;
+			char	   *command;
+			StringInfoData out;
+
+			repl_proto_get_ddl(&msg, &search_path, &command);
+			initStringInfo(&out);
+			appendStringInfoString(&out, "{\"search_path\": ");
+			escape_json(&out, search_path);
+			appendStringInfoString(&out, ", \"command\": ");
+			escape_json(&out, command);
+			appendStringInfoChar(&out, '}');
+			values[1] = DirectFunctionCall1(jsonb_in, CStringGetDatum(out.data));
+			nulls[1] = false;
 		}
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));

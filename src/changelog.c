@@ -80,6 +80,7 @@ typedef struct LogCatalog
 
 static LogCatalog logcat;
 static bool logcat_callback_registered = false;
+static uint64 rows_logged = 0;	/* row changes logged by this backend */
 static bool wrote_log = false;
 static bool wrote_table_event = false;
 static bool log_xact_callback_registered = false;
@@ -269,6 +270,19 @@ repl_log_write(Oid relid, char op, const char *data, int len)
 	wrote_log = true;
 	if (op == REPL_OP_ADD_TABLE || op == REPL_OP_REMOVE_TABLE)
 		wrote_table_event = true;
+	else if (op != REPL_OP_DDL)
+		rows_logged++;
+}
+
+/*
+ * repl_log_rows_written
+ *		How many row changes (and truncates) this backend has logged so far;
+ *		repl.execute_ddl compares it before and after its command.
+ */
+uint64
+repl_log_rows_written(void)
+{
+	return rows_logged;
 }
 
 static void
@@ -472,15 +486,62 @@ batch_rel_index(BatchRels *rels, Oid relid, char op, StringInfo data)
 }
 
 /*
+ * Append a sequence record for each sequence of repl.replicated_sequences
+ * that has been used.  Read after the tick's snapshot was taken, each value
+ * is at least every value the tick's transactions took: nextval happens
+ * before the commit the snapshot sees.  Needs SPI.  Returns the number of
+ * records.
+ */
+static int
+append_sequences(BatchRels *rels, StringInfo changes, MemoryContext outcxt)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
+	uint64		i;
+	int			n = 0;
+
+	/* the catalog arrived with 1.4: a library newer than the extension */
+	if (!OidIsValid(get_relname_relid("replicated_sequences", nsp)))
+		return 0;
+	spi_check(SPI_execute_plan(repl_kept_plan(&plan,
+											  "SELECT s.relid, pg_catalog.pg_sequence_last_value(s.relid)"
+											  "  FROM repl.replicated_sequences s ORDER BY s.relid",
+											  0, NULL, 0),
+							   NULL, NULL, true, 0),
+			  SPI_OK_SELECT, "sequence scan");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+		Datum		value = SPI_getbinval(t, d, 2, &isnull);
+		MemoryContext old;
+
+		if (isnull)
+			continue;			/* never used: nothing to carry */
+		old = MemoryContextSwitchTo(outcxt);
+		repl_proto_put_sequence(changes,
+								batch_rel_index(rels, relid, REPL_OP_SEQUENCE,
+												NULL),
+								DatumGetInt64(value));
+		MemoryContextSwitchTo(old);
+		n++;
+	}
+	return n;
+}
+
+/*
  * Append the changes of the transactions visible in to_snap but not in
- * from_snap (one tick), in log order, followed by the tick's marker.
- * Needs SPI.  Returns the number of changes.
+ * from_snap (one tick), in log order, then with_sequences the sequences'
+ * values, then the tick's marker.  Needs SPI.  Returns the number of
+ * changes.
  */
 static int
 read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 				  const char *node_name, int64 from_tick, int64 tick_id,
-				  TimestampTz tick_time, MemoryContext outcxt,
-				  BatchRels *rels, StringInfo changes)
+				  TimestampTz tick_time, bool with_sequences,
+				  MemoryContext outcxt, BatchRels *rels, StringInfo changes)
 {
 	static SPIPlanPtr batch_plan = NULL;
 	static SPIPlanPtr filtered_batch_plan = NULL;
@@ -542,7 +603,9 @@ read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 				data.len = VARSIZE_ANY_EXHDR(b);
 			}
 			old = MemoryContextSwitchTo(outcxt);
-			relidx = batch_rel_index(rels, relid, op, &data);
+			/* a DDL record belongs to no relation */
+			relidx = op == REPL_OP_DDL ? -1 :
+				batch_rel_index(rels, relid, op, &data);
 			repl_proto_put_change(changes, relidx, op, data.data, data.len);
 			MemoryContextSwitchTo(old);
 			nchanges++;
@@ -550,6 +613,8 @@ read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+	if (with_sequences)
+		nchanges += append_sequences(rels, changes, outcxt);
 	old = MemoryContextSwitchTo(outcxt);
 	repl_proto_put_tick(changes, tick_id, tick_time);
 	MemoryContextSwitchTo(old);
@@ -687,17 +752,24 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	 */
 	for (i = 1; i < (uint64) nticks; i++)
 	{
+		/* sequences travel at the end of a batch that changed something */
+		bool		with_sequences = (i == (uint64) nticks - 1 && total > 0);
+
 		if (tick_counts[i] == 0)
 		{
-			MemoryContext old = MemoryContextSwitchTo(outcxt);
+			MemoryContext old;
 
+			if (with_sequences)
+				nchanges += append_sequences(&rels, &changes, outcxt);
+			old = MemoryContextSwitchTo(outcxt);
 			repl_proto_put_tick(&changes, tick_ids[i], tick_times[i]);
 			MemoryContextSwitchTo(old);
 			continue;
 		}
 		nchanges += read_tick_changes(snaps[i - 1], snaps[i], filtered,
 									  node_name, from_tick, tick_ids[i],
-									  tick_times[i], outcxt, &rels, &changes);
+									  tick_times[i], with_sequences, outcxt,
+									  &rels, &changes);
 	}
 	SPI_finish();
 

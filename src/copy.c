@@ -510,7 +510,7 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 	if (!remote(fconn, "could not start the follower's transaction",
 				"BEGIN", 0, NULL, NULL, err) ||
 		!remote(fconn, "could not prepare the follower's session",
-				"SELECT pg_catalog.set_config('session_replication_role', 'replica', true),"
+				"SELECT repl.prepare_apply_session(true),"
 				" pg_catalog.set_config('client_min_messages', 'warning', true),"
 				" pg_catalog.set_config('datestyle', 'ISO', true),"
 				" pg_catalog.set_config('intervalstyle', 'postgres', true)",

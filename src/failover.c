@@ -40,6 +40,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "commands/dbcommands.h"
@@ -441,6 +442,7 @@ repl_current_leader(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		values[3];
 	bool		nulls[3] = {true, true, true};
+	char	   *conninfo = NULL;
 
 	repl_check_preloaded();
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
@@ -450,29 +452,41 @@ repl_current_leader(PG_FUNCTION_ARGS)
 	{
 		values[0] = CStringGetTextDatum(node->node_name);
 		nulls[0] = false;
-		if (node->conninfo)
-		{
-			values[1] = CStringGetTextDatum(node->conninfo);
-			nulls[1] = false;
-		}
+		conninfo = node->conninfo;
 	}
 	else if (node->role != REPL_ROLE_NONE && node->leader_name)
 	{
 		Oid			type = TEXTOID;
 		Datum		arg = CStringGetTextDatum(node->leader_name);
+		Oid			save_userid;
+		int			save_sec_context;
 
 		values[0] = arg;
 		nulls[0] = false;
+
+		/*
+		 * Anyone may call this; repl.nodes is not theirs to read.  Read the
+		 * one fixed row as the bootstrap superuser, and show it redacted.
+		 */
+		GetUserIdAndSecContext(&save_userid, &save_sec_context);
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
 		SPI_connect();
 		spi_run("SELECT conninfo FROM repl.nodes WHERE node_name OPERATOR(pg_catalog.=) $1",
 				1, &type, &arg, SPI_OK_SELECT);
 		if (SPI_processed == 1)
-		{
-			values[1] = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0],
-														 SPI_tuptable->tupdesc, 1));
-			nulls[1] = false;
-		}
+			conninfo = SPI_getvalue(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1);
 		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	if (conninfo != NULL)
+		conninfo = repl_conninfo_redact(conninfo);
+	if (conninfo != NULL)
+	{
+		values[1] = CStringGetTextDatum(conninfo);
+		nulls[1] = false;
 	}
 	if (node->role != REPL_ROLE_NONE)
 	{

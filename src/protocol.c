@@ -21,6 +21,15 @@
  * what it applied tick by tick (failover.c), so that it can later send any
  * other follower exactly the ticks that one lacks.
  *
+ * Version 3 adds two kinds of change, both inside a tick:
+ *	op 'S', relidx -1: a DDL command run through repl.execute_ddl, data
+ *		string search_path, string command (the leader's encoding);
+ *	op 'Q', relidx of a sequence: data int64 last_value, the sequence's
+ *		value when the batch was read, so at least every value the batch's
+ *		transactions took from it.
+ * A version 3 node reads version 2 batches (a follower's retained ticks may
+ * be older than its software).
+ *
  * All integers are in network byte order.  Decoding checks every length
  * against what is left, so a truncated or malformed message raises a
  * protocol-violation error and is never read past its end.
@@ -219,6 +228,54 @@ repl_proto_get_tick(StringInfo data, int64 *tick_id, TimestampTz *tick_time)
 	*tick_time = pq_getmsgint64(data);
 }
 
+/*
+ * repl_proto_put_ddl / repl_proto_get_ddl
+ *		A DDL record (see file header): the data column of its repl.log row.
+ *		get returns strings palloc'd in the current memory context.
+ */
+void
+repl_proto_put_ddl(StringInfo buf, const char *search_path,
+				   const char *command)
+{
+	put_string(buf, search_path);
+	put_string(buf, command);
+}
+
+void
+repl_proto_get_ddl(StringInfo data, char **search_path, char **command)
+{
+	*search_path = get_string(data);
+	*command = get_string(data);
+	if (data->cursor != data->len)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("invalid DDL record in replication batch")));
+}
+
+/*
+ * repl_proto_put_sequence / repl_proto_get_sequence
+ *		A sequence record (see file header), whole: header and data.
+ */
+void
+repl_proto_put_sequence(StringInfo buf, int relidx, int64 last_value)
+{
+	pq_sendint32(buf, relidx);
+	pq_sendint8(buf, REPL_OP_SEQUENCE);
+	pq_sendint32(buf, 8);
+	pq_sendint64(buf, last_value);
+}
+
+int64
+repl_proto_get_sequence(StringInfo data)
+{
+	if (data->len != 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("invalid sequence record length %d in replication batch",
+						data->len)));
+	return pq_getmsgint64(data);
+}
+
 void
 repl_proto_put_change(StringInfo buf, int relidx, char op,
 					  const char *data, int len)
@@ -251,12 +308,13 @@ repl_proto_get_batch_header(StringInfo msg, ReplBatchHeader *hdr)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("data is not a repl_ext replication batch")));
 	version = pq_getmsgbyte(msg);
-	if (version != REPL_PROTOCOL_VERSION)
+	if (version < REPL_PROTOCOL_MIN_VERSION || version > REPL_PROTOCOL_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("unsupported replication batch version %d", version),
-				 errdetail("This node understands version %d.",
-						   REPL_PROTOCOL_VERSION)));
+				 errdetail("This node understands versions %d to %d.",
+						   REPL_PROTOCOL_MIN_VERSION, REPL_PROTOCOL_VERSION),
+				 errhint("Update repl_ext on every node to the same version.")));
 	hdr->leader_name = get_string(msg);
 	hdr->encoding = pq_getmsgint(msg, 4);
 	if (!PG_VALID_BE_ENCODING(hdr->encoding))
@@ -308,7 +366,7 @@ repl_proto_get_change(StringInfo msg, const ReplBatchHeader *hdr,
 
 	*relidx = pq_getmsgint(msg, 4);
 	*op = pq_getmsgbyte(msg);
-	if (*op == REPL_OP_TICK ? *relidx != -1 :
+	if ((*op == REPL_OP_TICK || *op == REPL_OP_DDL) ? *relidx != -1 :
 		(*relidx < 0 || *relidx >= hdr->nrels))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),

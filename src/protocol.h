@@ -59,6 +59,13 @@ extern void repl_proto_put_tick(StringInfo buf, int64 tick_id,
 								TimestampTz tick_time);
 extern void repl_proto_get_tick(StringInfo data, int64 *tick_id,
 								TimestampTz *tick_time);
+extern void repl_proto_put_ddl(StringInfo buf, const char *search_path,
+							   const char *command);
+extern void repl_proto_get_ddl(StringInfo data, char **search_path,
+							   char **command);
+extern void repl_proto_put_sequence(StringInfo buf, int relidx,
+									int64 last_value);
+extern int64 repl_proto_get_sequence(StringInfo data);
 extern void repl_proto_get_batch_header(StringInfo msg, ReplBatchHeader *hdr);
 extern void repl_proto_get_change(StringInfo msg, const ReplBatchHeader *hdr,
 								  int *relidx, char *op, StringInfo data);

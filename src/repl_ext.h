@@ -14,7 +14,8 @@
 #define REPL_EXT_H
 
 /* Version of the batch wire format (protocol.c). */
-#define REPL_PROTOCOL_VERSION	2
+#define REPL_PROTOCOL_VERSION	3
+#define REPL_PROTOCOL_MIN_VERSION	2	/* oldest version still read */
 
 /* Number of log tables the change log rotates through (repl.log_0 ..). */
 #define REPL_NUM_LOG_TABLES		3
@@ -29,7 +30,9 @@
 #define REPL_OP_TRUNCATE		'T'
 #define REPL_OP_ADD_TABLE		'A'
 #define REPL_OP_REMOVE_TABLE	'R'
+#define REPL_OP_DDL				'S'	/* repl.execute_ddl: SQL to replay */
 #define REPL_OP_TICK			'K'	/* batches only: end of one tick */
+#define REPL_OP_SEQUENCE		'Q'	/* batches only: a sequence's value */
 
 /* Role of the local node (repl.local_node.role). */
 typedef enum ReplRole

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "libpq-fe.h"
+#include "lib/stringinfo.h"
 #include "libpq/libpq-be-fe-helpers.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -63,6 +64,44 @@ repl_conninfo_is_valid(const char *conninfo, char **err)
 	}
 	PQconninfoFree(opts);
 	return true;
+}
+
+/*
+ * repl_conninfo_redact
+ *		conninfo without its secrets (password, sslpassword), for showing to
+ *		anyone: the same key = value pairs libpq parsed, values quoted.  NULL
+ *		if conninfo does not parse.
+ */
+char *
+repl_conninfo_redact(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	PQconninfoOption *o;
+	StringInfoData out;
+
+	if (opts == NULL)
+		return NULL;
+	initStringInfo(&out);
+	for (o = opts; o->keyword != NULL; o++)
+	{
+		const char *c;
+
+		if (o->val == NULL || strcmp(o->keyword, "password") == 0 ||
+			strcmp(o->keyword, "sslpassword") == 0)
+			continue;
+		if (out.len > 0)
+			appendStringInfoChar(&out, ' ');
+		appendStringInfo(&out, "%s='", o->keyword);
+		for (c = o->val; *c; c++)
+		{
+			if (*c == '\\' || *c == '\'')
+				appendStringInfoChar(&out, '\\');
+			appendStringInfoChar(&out, *c);
+		}
+		appendStringInfoChar(&out, '\'');
+	}
+	PQconninfoFree(opts);
+	return out.data;
 }
 
 static char *

@@ -27,6 +27,7 @@ typedef struct ReplResult
 typedef bool (*ReplCopyProgress) (void *arg, int64 rows, int64 bytes);
 
 extern bool repl_conninfo_is_valid(const char *conninfo, char **err);
+extern char *repl_conninfo_redact(const char *conninfo);
 extern ReplConn *repl_conn_open(const char *conninfo, const char *node_name,
 								char **err);
 extern ReplConn *repl_conn_open_or_raise(const char *conninfo,

@@ -1186,7 +1186,7 @@ repl_sender_main(Datum main_arg)
 		 * having the session there already spares two plan cache resets
 		 * per batch (the GUC's assign hook resets it on every change).
 		 */
-		res = repl_conn_exec(conn, "SET session_replication_role = replica",
+		res = repl_conn_exec(conn, "SELECT repl.prepare_apply_session(false)",
 							 0, NULL, NULL, NULL);
 		if (!res->ok)
 		{

@@ -10,14 +10,17 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(new_node connstr wait_catchup table_dump compare_nodes
-  status_of);
+  status_of catchup_or_error);
 
 # A started node with repl_ext preloaded and created in database postgres.
+# %conf: extra postgresql.conf settings; the key initdb_extra (not a setting)
+# takes an array of extra initdb arguments, e.g. ['--encoding=UTF8'].
 sub new_node
 {
 	my ($name, %conf) = @_;
+	my $initdb_extra = delete $conf{initdb_extra};
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init($initdb_extra ? (extra => $initdb_extra) : ());
 	my $extra = join('', map { "$_ = '$conf{$_}'\n" } sort keys %conf);
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'repl_ext'
@@ -81,6 +84,23 @@ sub status_of
 	my ($leader, $name, $column) = @_;
 	return $leader->safe_psql('postgres',
 		"SELECT $column FROM repl.status WHERE node_name = '$name'");
+}
+
+# Wait until follower $name has applied everything committed on the leader
+# so far, or its sender reported an error at or after $since (seconds since
+# the epoch, from the leader's clock).  Returns that error, or '' once caught
+# up: for changes that may stop a follower, without waiting for the timeout.
+sub catchup_or_error
+{
+	my ($leader, $name, $since) = @_;
+	my $erred = qq{EXISTS (SELECT 1 FROM repl.status WHERE node_name = '$name'
+	   AND last_error_time >= to_timestamp($since))};
+	$leader->poll_query_until('postgres',
+		"SELECT repl.wait_for_catchup('$name', '1 s') OR $erred")
+	  or die "follower $name neither caught up nor failed";
+	return $leader->safe_psql('postgres', qq{
+SELECT CASE WHEN $erred THEN coalesce(last_error, 'unknown error') ELSE '' END
+  FROM repl.status WHERE node_name = '$name'});
 }
 
 1;
