@@ -274,6 +274,7 @@ convert_result(PGconn *pgconn, PGresult *last)
 		const char *msg = PQresultErrorField(last, PG_DIAG_MESSAGE_PRIMARY);
 		const char *detail = PQresultErrorField(last, PG_DIAG_MESSAGE_DETAIL);
 		const char *hint = PQresultErrorField(last, PG_DIAG_MESSAGE_HINT);
+		const char *context = PQresultErrorField(last, PG_DIAG_CONTEXT);
 
 		r = result_failed(msg ? msg : pchomp(PQresultErrorMessage(last)));
 		if (state)
@@ -282,6 +283,8 @@ convert_result(PGconn *pgconn, PGresult *last)
 			r->detail = pstrdup(detail);
 		if (hint)
 			r->hint = pstrdup(hint);
+		if (context)
+			r->context = pstrdup(context);
 	}
 	return r;
 }

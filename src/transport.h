@@ -18,6 +18,7 @@ typedef struct ReplResult
 	char	   *message;		/* error message, NULL when ok */
 	char	   *detail;
 	char	   *hint;
+	char	   *context;		/* where on the remote side, or NULL */
 	int			ntuples;
 	int			nfields;
 	char	  **values;			/* ntuples * nfields, NULL for SQL NULL */

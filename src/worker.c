@@ -1015,7 +1015,11 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 									  values, lengths, formats);
 		if (!res->ok)
 		{
-			sender_record_error("apply failed", res->message);
+			/* the follower's context names the change or DDL command */
+			sender_record_error("apply failed",
+								res->context ?
+								psprintf("%s (%s)", res->message, res->context) :
+								res->message);
 			return;
 		}
 		applied = strtoi64(repl_result_value(res, 0, 0), NULL, 10);
