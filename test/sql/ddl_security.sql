@@ -21,7 +21,7 @@ RESET search_path;
 INSERT INTO "Ddl; Schema"."Tab ""1""" VALUES (2, 'after', 8);
 SELECT * FROM "Ddl; Schema"."Tab ""1""" ORDER BY id;
 SELECT relation, op, key, data FROM repl.changes
- WHERE relation IS NULL OR relation LIKE '%Tab%' ORDER BY seq;
+ WHERE relation IS NULL OR relation LIKE '%Ddl;%' ORDER BY seq;
 
 -- refused, and nothing changed
 SELECT repl.execute_ddl('UPDATE "Ddl; Schema"."Tab ""1""" SET v = ''x''');

@@ -33,6 +33,14 @@ SELECT node_name, role, epoch, applied_epoch FROM repl.node_info();
 SELECT node_name, role FROM repl.cluster ORDER BY node_name;
 SELECT pg_get_function_identity_arguments('repl.promote'::regproc);
 
+-- 1.4: schema changes, sequences, repl_admin
+SELECT pg_get_function_identity_arguments('repl.execute_ddl'::regproc);
+SELECT evtname, evtevent, evttags FROM pg_event_trigger WHERE evtname LIKE 'repl%' ORDER BY 1;
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = 'repl_admin';
+SELECT has_function_privilege('public', 'repl.add_table(regclass)', 'EXECUTE') AS public_add_table,
+	   has_function_privilege('repl_admin', 'repl.add_table(regclass)', 'EXECUTE') AS admin_add_table,
+	   has_table_privilege('public', 'repl.followers', 'SELECT') AS public_followers,
+	   has_table_privilege('repl_admin', 'repl.followers', 'SELECT') AS admin_followers;
 SELECT repl.remove_table('upgraded');
 DROP EXTENSION repl_ext;
 DROP SCHEMA repl;
