@@ -139,8 +139,8 @@ is($f1->safe_psql('postgres', 'SELECT count(*) FROM data'), '500', 'reads work o
 # to the table sees the new column after another session adds it
 my $bg = $leader->background_psql('postgres', on_error_stop => 1);
 $bg->query_safe("INSERT INTO data (id, t) VALUES (900, 'before alter')");
-$_->safe_psql('postgres', 'ALTER TABLE data ADD COLUMN extra text DEFAULT \'d\'')
-  for ($f1, $f2, $leader);
+$leader->safe_psql('postgres',
+	q{SELECT repl.execute_ddl($$ALTER TABLE data ADD COLUMN extra text DEFAULT 'd'$$)});
 $bg->query_safe("INSERT INTO data (id, t, extra) VALUES (901, 'after alter', 'new column')");
 $bg->query_safe("UPDATE data SET extra = 'changed' WHERE id = 900");
 $bg->quit;
