@@ -24,6 +24,8 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/tableam.h"
+#include "access/heapam.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_sequence.h"
 #include "access/xact.h"
@@ -34,15 +36,18 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "capture.h"
@@ -293,6 +298,120 @@ read_columns(ApplyState *st, ApplyRel *ar, ReplRelInfo *ri, StringInfo data,
 	}
 }
 
+/*
+ * Whether row holds, in every column the relation replicates, the same
+ * stored bytes as search.  REPLICA IDENTITY FULL matches rows by what they
+ * hold, not by each type's "=", which may not exist (json, point) or may
+ * call equal what differs (0 and -0, 1.0 and 1.00, citext 'A' and 'a'): the
+ * follower must change the very row the leader changed.
+ */
+static bool
+row_matches(ReplRelInfo *ri, TupleDesc desc, TupleTableSlot *row,
+			TupleTableSlot *search)
+{
+	int			i;
+
+	slot_getallattrs(row);
+	for (i = 0; i < ri->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Datum		a = row->tts_values[i];
+		Datum		b = search->tts_values[i];
+
+		if (ri->cols[i].skip)
+			continue;
+		if (row->tts_isnull[i] != search->tts_isnull[i])
+			return false;
+		if (row->tts_isnull[i])
+			continue;
+		if (att->attlen == -1)
+		{
+			/* compressed or out of line in the table, plain in the image */
+			struct varlena *va = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(a));
+			struct varlena *vb = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(b));
+			bool		same;
+
+			same = VARSIZE_ANY_EXHDR(va) == VARSIZE_ANY_EXHDR(vb) &&
+				memcmp(VARDATA_ANY(va), VARDATA_ANY(vb), VARSIZE_ANY_EXHDR(va)) == 0;
+			if ((Pointer) va != DatumGetPointer(a))
+				pfree(va);
+			if ((Pointer) vb != DatumGetPointer(b))
+				pfree(vb);
+			if (!same)
+				return false;
+		}
+		else if (!datumIsEqual(a, b, att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The row of a REPLICA IDENTITY FULL table that matches search (see
+ * row_matches), locked, into out.  A scan with a dirty snapshot, waiting for
+ * a transaction that still writes the row found, as the executor's own
+ * RelationFindReplTupleSeq does; only the comparison differs.
+ */
+static bool
+find_row_full(Relation rel, ReplRelInfo *ri, TupleTableSlot *search,
+			  TupleTableSlot *out)
+{
+	SnapshotData snap;
+	TableScanDesc scan;
+	TupleTableSlot *scanslot;
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		found;
+
+	InitDirtySnapshot(snap);
+	scan = table_beginscan(rel, &snap, 0, NULL);
+	scanslot = table_slot_create(rel, NULL);
+retry:
+	found = false;
+	table_rescan(scan, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, scanslot))
+	{
+		TransactionId xwait;
+
+		if (!row_matches(ri, desc, scanslot, search))
+			continue;
+		found = true;
+		ExecCopySlot(out, scanslot);
+		xwait = TransactionIdIsValid(snap.xmin) ? snap.xmin : snap.xmax;
+		if (TransactionIdIsValid(xwait))
+		{
+			XactLockTableWait(xwait, NULL, NULL, XLTW_None);
+			goto retry;
+		}
+		break;
+	}
+	if (found)
+	{
+		TM_FailureData tmfd;
+		TM_Result	res;
+
+		PushActiveSnapshot(GetLatestSnapshot());
+		res = table_tuple_lock(rel, &out->tts_tid, GetLatestSnapshot(), out,
+							   GetCurrentCommandId(false), LockTupleExclusive,
+							   LockWaitBlock, 0, &tmfd);
+		PopActiveSnapshot();
+		switch (res)
+		{
+			case TM_Ok:
+				break;
+			case TM_Updated:
+			case TM_Deleted:
+				/* changed since the scan saw it: look again */
+				goto retry;
+			default:
+				elog(ERROR, "unexpected result %d locking a row to apply",
+					 (int) res);
+		}
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(scanslot);
+	return found;
+}
+
 /* Find the local row whose identity the image's key part gives. */
 static void
 find_row(ApplyState *st, ApplyRel *ar, ReplRelInfo *ri, StringInfo data,
@@ -311,8 +430,7 @@ find_row(ApplyState *st, ApplyRel *ar, ReplRelInfo *ri, StringInfo data,
 											 LockTupleExclusive, searchslot,
 											 localslot);
 	else
-		found = RelationFindReplTupleSeq(ar->rel, LockTupleExclusive,
-										 searchslot, localslot);
+		found = find_row_full(ar->rel, ri, searchslot, localslot);
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

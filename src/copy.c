@@ -513,7 +513,9 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 				"SELECT repl.prepare_apply_session(true),"
 				" pg_catalog.set_config('client_min_messages', 'warning', true),"
 				" pg_catalog.set_config('datestyle', 'ISO', true),"
-				" pg_catalog.set_config('intervalstyle', 'postgres', true)",
+				" pg_catalog.set_config('intervalstyle', 'postgres', true),"
+				" pg_catalog.set_config('array_nulls', 'on', true),"
+				" pg_catalog.set_config('xmloption', 'content', true)",
 				0, NULL, NULL, err))
 		goto done;
 

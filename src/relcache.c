@@ -156,9 +156,9 @@ repl_type_needs_fixed_settings(Oid typid)
 		case NAMEOID:
 		case JSONOID:
 		case JSONBOID:
-		case XMLOID:
 			return false;
 		default:
+			/* xml too: xmloption decides what its input accepts */
 			return true;
 	}
 }
@@ -183,6 +183,15 @@ repl_fixed_settings_begin(void)
 	(void) set_config_option("timezone", "UTC", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("bytea_output", "hex", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* input side: a NULL in an array literal is NULL, not the string */
+	(void) set_config_option("array_nulls", "on", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* input side: xml content fragments as well as documents */
+	(void) set_config_option("xmloption", "content", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* reg* types: output schema-qualifies every name, input needs no path */
+	(void) set_config_option("search_path", "", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	return nestlevel;
 }
@@ -233,11 +242,30 @@ relinfo_build(ReplRelInfo *ri, Relation rel)
 	ri->fixed_settings = false;
 
 	if (!repl_relation_has_identity(rel, &ri->identity))
+	{
+		bool		deferrable_pkey = false;
+		ListCell   *lc;
+
+		foreach(lc, RelationGetIndexList(rel))
+		{
+			HeapTuple	itup = SearchSysCache1(INDEXRELID,
+											   ObjectIdGetDatum(lfirst_oid(lc)));
+
+			if (!HeapTupleIsValid(itup))
+				continue;
+			if (((Form_pg_index) GETSTRUCT(itup))->indisprimary &&
+				!((Form_pg_index) GETSTRUCT(itup))->indimmediate)
+				deferrable_pkey = true;
+			ReleaseSysCache(itup);
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has no primary key or replica identity",
 						RelationGetRelationName(rel)),
+				 deferrable_pkey ?
+				 errdetail("A deferrable primary key cannot identify rows.") : 0,
 				 errhint("Add a primary key or set REPLICA IDENTITY to an index or FULL.")));
+	}
 
 	ri->natts = desc->natts;
 	ri->cols = palloc0(sizeof(ReplRelColumn) * Max(desc->natts, 1));
