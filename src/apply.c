@@ -543,8 +543,12 @@ apply_ddl(ApplyState *st, StringInfo data)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute(command, false, 0);
 	if (rc < 0)
-		elog(ERROR, "SPI_execute failed for a replicated DDL command: %s",
-			 SPI_result_code_string(rc));
+		ereport(ERROR,
+				(errcode(rc == SPI_ERROR_TRANSACTION ?
+						 ERRCODE_INVALID_TRANSACTION_TERMINATION :
+						 ERRCODE_SYNTAX_ERROR),
+				 errmsg("could not replay DDL command: %s",
+						SPI_result_code_string(rc))));
 	AtEOXact_GUC(true, nestlevel);
 	st->current_ddl = NULL;
 }

@@ -109,8 +109,14 @@ repl_execute_ddl(PG_FUNCTION_ARGS)
 	{
 		rc = SPI_execute(command, false, 0);
 		if (rc < 0)
-			elog(ERROR, "SPI_execute failed for the DDL command: %s",
-				 SPI_result_code_string(rc));
+			ereport(ERROR,
+					(errcode(rc == SPI_ERROR_TRANSACTION ?
+							 ERRCODE_INVALID_TRANSACTION_TERMINATION :
+							 ERRCODE_SYNTAX_ERROR),
+					 errmsg("repl.execute_ddl cannot run this command: %s",
+							SPI_result_code_string(rc)),
+					 rc == SPI_ERROR_TRANSACTION ?
+					 errhint("Transaction control (BEGIN, COMMIT, ...) is not allowed in repl.execute_ddl.") : 0));
 	}
 	PG_FINALLY();
 	{

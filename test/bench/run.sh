@@ -1,12 +1,36 @@
 #!/usr/bin/env bash
 # repl_ext benchmarks, side by side with PostgreSQL's own replication measured
 # on the same machine in the same run.  On demand only (make bench), never in
-# CI.  This is the one entry point; the "sync" scenario lives in sync.sh,
-# which this script sources.
+# CI.  This is the one entry point; the scenarios other than "copy" live in
+# files this script sources: sync.sh, switchover.sh, throughput.sh (capture,
+# apply, sustain) and failover.sh.
 #
 #   sudo bash test/bench/run.sh
 #   sudo BENCH_ROWS=100000 BENCH_RUNS=3 bash test/bench/run.sh
 #   sudo BENCH_SCENARIOS=sync BENCH_SECONDS=60 bash test/bench/run.sh
+#   sudo BENCH_NO_INSTALL=1 BENCH_SCENARIOS=capture BENCH_SCALE=1 BENCH_SECONDS=5 bash test/bench/run.sh
+#
+# Scenarios, run in this order whatever the order of BENCH_SCENARIOS (each
+# on instances initialized for it; the tables are printed at the end, in
+# the same order):
+#   capture     M1, capture overhead: pgbench tpcb-like, 4 clients, with one
+#               asynchronous follower of all four tables, against no
+#               replication (throughput.sh)
+#   apply       M2, apply throughput: a backlog of single-row INSERTs,
+#               UPDATEs and DELETEs written while the follower is paused,
+#               then the time until it has applied it (throughput.sh)
+#   sync        M3, sync commit latency: one client, single-row INSERTs,
+#               synchronous and asynchronous replicas (sync.sh)
+#   copy        M4, initial copy of a new follower (below)
+#   sustain     M5, sustainable throughput: a fixed pgbench tpcb-like run;
+#               transactions / (pgbench start until the follower has caught
+#               up) (throughput.sh)
+#   switchover  planned switchover under load: time without writes
+#               (switchover.sh)
+#   failover    M6, the leader killed (pg_ctl stop -m immediate) under a
+#               single-client INSERT load, synchronous follower: time until
+#               the first write on the new leader, no acknowledged row lost
+#               (failover.sh)
 #
 # Scenario "copy" (M4, initial copy): bring a new, empty follower up to date
 # with a table of BENCH_ROWS rows (default 1,000,000, about 140 MB with its
@@ -24,70 +48,89 @@
 # shows each run, and the median when BENCH_RUNS > 1, with the ratio
 # repl_ext / built-in (below 1: repl_ext is faster) and rows per second.
 #
-# Scenario "sync" (M3, sync commit latency): one client commits one
-# single-row INSERT per transaction for BENCH_SECONDS (pgbench -n -c 1 -T),
-# with a synchronous and an asynchronous replica of each of repl_ext,
-# physical streaming replication and built-in logical replication; the
-# markdown table gives tps and average latency, and the latency ratio to
-# physical remote_apply.  See sync.sh for the six configurations and the
-# checks.  It runs after "copy" on fresh instances (the copy's instances are
-# stopped and initialized again), one system at a time; the tables of both
-# scenarios are printed at the end, "copy" first.
-#
 # Environment:
-#   BENCH_SCENARIOS  comma list of the scenarios to run: copy, sync (default
-#                    "copy,sync")
-#   BENCH_ROWS       copy: rows in the table (default 1000000)
-#   BENCH_RUNS       copy: repetitions of the measurement (default 1); between
-#                    runs the follower side is dropped (repl.remove_follower +
-#                    DROP TABLE; DROP SUBSCRIPTION + TRUNCATE), then 6 s pass
-#                    so that neither system's 5 s worker restart throttle is
-#                    measured
-#   BENCH_ONLY       copy: repl_ext | builtin: run only that half.  builtin
-#                    neither builds repl_ext nor starts the repl_ext
-#                    instances unless "sync" runs too (sync always measures
-#                    every system)
-#   BENCH_SECONDS    sync: seconds pgbench runs per configuration (default 20)
+#   BENCH_SCENARIOS   comma list of the scenarios to run (default all:
+#                     "capture,apply,sync,copy,sustain,switchover,failover")
+#   BENCH_NO_INSTALL  1: do not build and install repl_ext (use the one
+#                     installed already, e.g. while the tree is being edited
+#                     and built by someone else); packages are still checked
+#   BENCH_ROWS        copy: rows in the table (default 1000000)
+#   BENCH_RUNS        copy, switchover, failover: repetitions of the
+#                     measurement (default 1), median reported.  copy: between
+#                     runs the follower side is dropped (repl.remove_follower
+#                     + DROP TABLE; DROP SUBSCRIPTION + TRUNCATE), then 6 s
+#                     pass so that neither system's 5 s worker restart
+#                     throttle is measured
+#   BENCH_ONLY        copy: repl_ext | builtin: run only that half (every
+#                     other scenario always measures every system); builtin
+#                     with copy alone does not build repl_ext
+#   BENCH_SECONDS     seconds each pgbench -T runs: sync, per configuration
+#                     (default 20), and capture, per system (default 30)
+#   BENCH_SCALE       capture, sustain: pgbench scale factor (default 10,
+#                     about 160 MB)
+#   BENCH_APPLY_ROWS  apply: rows inserted in the backlog (default 200000;
+#                     then half as many updated and a quarter deleted, all
+#                     single-row statements, a commit every 2000)
+#   BENCH_SUSTAIN_TX  sustain: pgbench transactions per client, 4 clients
+#                     (default 20000, about 30 s without replication on a
+#                     2-core VM)
+# A default run of all scenarios should take about 10 minutes on a 2-core VM
+# (sum of the parts: capture 2, apply 1, sync 2.5, copy 0.5, sustain 3,
+# switchover and failover 0.5 each).
 #
 # Instances (initdb -A trust -U postgres, shared_buffers 256MB, max_wal_size
 # 4GB, checkpoint_timeout 30min, fsync and synchronous_commit at defaults),
 # listening on 127.0.0.1 and a unix socket in a temporary directory under /tmp:
-#   repl_leader 55431, repl_follower 55432  (shared_preload_libraries repl_ext,
-#                                            copy and sync)
-#   pub 55433 (wal_level logical), sub 55434 (copy and sync)
-#   primary 55435, standby 55436 (pg_basebackup -R of primary; sync only)
+#   repl_leader 55431, repl_follower 55432, repl_third 55437 (failover only):
+#     shared_preload_libraries repl_ext
+#   pub 55433 (wal_level logical), sub 55434
+#   primary 55435, standby 55436 (pg_basebackup -R of primary)
+# Each scenario stops its instances when it is done: only the instances
+# being measured run.
 # Every wait is bounded (600 s for the copies and for any catch-up, pgbench
-# gets BENCH_SECONDS + 120 s, statement_timeout 30 min for any statement);
-# the script exits non-zero on any failure, printing the tail of the server
-# logs, and always stops its own instances (pg_ctl -D <its directory> stop)
-# and removes the directory.
+# -T gets its duration + 120 s, pgbench -t 30 min, statement_timeout 30 min
+# for any statement); the script exits non-zero on any failure, printing the
+# tail of the server logs, and always stops its own instances (pg_ctl -D
+# <its directory> stop) and removes the directory.
 set -euo pipefail
 
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 BIN=/usr/lib/postgresql/15/bin
 
-scenarios=${BENCH_SCENARIOS:-copy,sync}
+all_scenarios=(capture apply sync copy sustain switchover failover)
+scenarios=${BENCH_SCENARIOS:-capture,apply,sync,copy,sustain,switchover,failover}
+no_install=${BENCH_NO_INSTALL:-}
 rows=${BENCH_ROWS:-1000000}
 runs=${BENCH_RUNS:-1}
 only=${BENCH_ONLY:-}
-seconds=${BENCH_SECONDS:-20}
-want_copy=false
-want_sync=false
-want_switchover=false
+seconds_env=${BENCH_SECONDS:-}
+seconds=${seconds_env:-20}	# sync
+capture_seconds=${seconds_env:-30}
+scale=${BENCH_SCALE:-10}
+apply_rows=${BENCH_APPLY_ROWS:-200000}
+sustain_tx=${BENCH_SUSTAIN_TX:-20000}
+declare -A want=()
 IFS=, read -r -a scenario_list <<< "$scenarios"
 for s in ${scenario_list[@]+"${scenario_list[@]}"}; do
-	case $s in
-		copy) want_copy=true ;;
-		sync) want_sync=true ;;
-		switchover) want_switchover=true ;;
-		*) echo "BENCH_SCENARIOS must be a comma list of copy, sync and switchover, not '$scenarios'" >&2; exit 2 ;;
+	case " ${all_scenarios[*]} " in
+		*" $s "*) want[$s]=1 ;;
+		*) echo "BENCH_SCENARIOS must be a comma list of $(IFS=,; echo "${all_scenarios[*]}"), not '$scenarios'" >&2; exit 2 ;;
 	esac
 done
-$want_copy || $want_sync || $want_switchover || { echo "BENCH_SCENARIOS names no scenario: '$scenarios'" >&2; exit 2; }
-[[ $rows =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_ROWS must be a positive integer, not '$rows'" >&2; exit 2; }
-[[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_RUNS must be a positive integer, not '$runs'" >&2; exit 2; }
-[[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "BENCH_SECONDS must be a positive integer, not '$seconds'" >&2; exit 2; }
+[ ${#want[@]} -gt 0 ] || { echo "BENCH_SCENARIOS names no scenario: '$scenarios'" >&2; exit 2; }
+wants() { [ -n "${want[$1]:-}" ]; }
+case $no_install in
+	'' | 0 | 1) ;;
+	*) echo "BENCH_NO_INSTALL must be 1 (or 0 or empty), not '$no_install'" >&2; exit 2 ;;
+esac
+posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "$1 must be a positive integer, not '$2'" >&2; exit 2; }; }
+posint BENCH_ROWS "$rows"
+posint BENCH_RUNS "$runs"
+[ -z "$seconds_env" ] || posint BENCH_SECONDS "$seconds_env"
+posint BENCH_SCALE "$scale"
+posint BENCH_APPLY_ROWS "$apply_rows"
+posint BENCH_SUSTAIN_TX "$sustain_tx"
 case $only in
 	'' | repl_ext | builtin) ;;
 	*) echo "BENCH_ONLY must be repl_ext or builtin, not '$only'" >&2; exit 2 ;;
@@ -103,17 +146,22 @@ if [ "$(id -u)" = 0 ]; then
 		apt-get update -qq
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 	fi
-	if $want_sync || $want_switchover || [ "$only" != builtin ]; then
+	# every scenario but a "copy" restricted to built-in replication uses repl_ext
+	if [ "$no_install" = 1 ]; then
+		echo "== BENCH_NO_INSTALL=1: using the installed repl_ext ($("$PG_CONFIG" --pkglibdir)/repl_ext.so)"
+	elif [ "${#want[@]}" -gt 1 ] || ! wants copy || [ "$only" != builtin ]; then
 		echo "== building and installing repl_ext"
 		make -s -C "$src" PG_CONFIG="$PG_CONFIG" install >/dev/null
 	fi
 	dir=$(mktemp -d /tmp/repl_ext_bench.XXXXXX)
 	cp "${BASH_SOURCE[0]}" "$dir/run.sh"
-	cp "$(dirname "${BASH_SOURCE[0]}")/sync.sh" "$dir/sync.sh"
-	cp "$(dirname "${BASH_SOURCE[0]}")/switchover.sh" "$dir/switchover.sh"
+	for f in sync.sh switchover.sh throughput.sh failover.sh; do
+		cp "$(dirname "${BASH_SOURCE[0]}")/$f" "$dir/$f"
+	done
 	chown -R postgres "$dir"
 	exec runuser -u postgres -- env BENCH_SCENARIOS="$scenarios" BENCH_ROWS="$rows" BENCH_RUNS="$runs" \
-		BENCH_ONLY="$only" BENCH_SECONDS="$seconds" bash "$dir/run.sh" --as-postgres "$dir"
+		BENCH_ONLY="$only" BENCH_SECONDS="$seconds_env" BENCH_SCALE="$scale" BENCH_APPLY_ROWS="$apply_rows" \
+		BENCH_SUSTAIN_TX="$sustain_tx" bash "$dir/run.sh" --as-postgres "$dir"
 fi
 
 if [ "${1:-}" != "--as-postgres" ] || [ -z "${2:-}" ]; then
@@ -123,14 +171,14 @@ fi
 dir=$2
 cd "$dir"
 
-names=(repl_leader repl_follower pub sub primary standby)
-ports=(55431 55432 55433 55434 55435 55436)
+names=(repl_leader repl_follower pub sub primary standby repl_third)
+ports=(55431 55432 55433 55434 55435 55436 55437)
 case $only in
 	repl_ext) use=(0 1) ;;
 	builtin) use=(2 3) ;;
 	*) use=(0 1 2 3) ;;
 esac
-LEADER=55431 FOLLOWER=55432 PUB=55433 SUB=55434
+LEADER=55431 FOLLOWER=55432 PUB=55433 SUB=55434 THIRD=55437
 WAIT=600	# seconds, for each copy and each catch-up
 SETTLE=6	# seconds between runs, see below
 
@@ -169,10 +217,14 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", b - a}'; }
 conn() { echo "host=$dir port=$1 dbname=postgres"; }
 checkpoint_all() { local i; for i in "${use[@]}"; do q "${ports[$i]}" "CHECKPOINT"; done; }
 
-# start_instance I: initdb and start instance names[I] (not the standby, which
-# sync.sh makes with pg_basebackup); the repl_ext ones get the extension
+# is_repl I: instance names[I] runs repl_ext
+is_repl() { [[ ${names[$1]} == repl_* ]]; }
+
+# start_instance I [CONF]: initdb and start instance names[I] (not the
+# standby, which sync.sh makes with pg_basebackup), with the postgresql.conf
+# lines CONF added; the repl_ext ones get the extension
 start_instance() {
-	local i=$1 n=${names[$1]}
+	local i=$1 n=${names[$1]} extra=${2:-}
 	"$BIN/initdb" -D "$dir/$n" -A trust -U postgres >/dev/null
 	cat >> "$dir/$n/postgresql.conf" <<CONF
 port = ${ports[$i]}
@@ -182,17 +234,20 @@ shared_buffers = 256MB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
 CONF
-	if [ "$i" -lt 2 ]; then
+	if is_repl "$i"; then
 		cat >> "$dir/$n/postgresql.conf" <<CONF
 shared_preload_libraries = 'repl_ext'
 repl_ext.database = 'postgres'
 max_worker_processes = 16
 CONF
-	elif [ "$i" -lt 4 ]; then
+	elif [ "$n" = pub ] || [ "$n" = sub ]; then
 		echo "wal_level = logical" >> "$dir/$n/postgresql.conf"
 	fi
+	if [ -n "$extra" ]; then
+		printf '%s\n' "$extra" >> "$dir/$n/postgresql.conf"
+	fi
 	"$BIN/pg_ctl" -D "$dir/$n" -l "$dir/$n.log" -t 120 -w start >/dev/null
-	if [ "$i" -lt 2 ]; then
+	if is_repl "$i"; then
 		q "${ports[$i]}" "CREATE EXTENSION repl_ext"
 	fi
 }
@@ -210,9 +265,7 @@ copy_scenario() {
 	local i p run t0 t1 ok got sources=()
 
 	echo "== initial copy: starting ${#use[@]} instances in $dir"
-	for i in "${use[@]}"; do
-		start_instance "$i"
-	done
+	sync_fresh "${use[@]}"
 
 	table_sql="CREATE TABLE bench_copy (id bigint PRIMARY KEY, grp int NOT NULL, amount numeric(12,2),
 	label text, created timestamptz NOT NULL DEFAULT now())"
@@ -310,6 +363,9 @@ END
 		fi
 		echo "   run $run: repl_ext ${repl_times[run-1]:-n/a} s, built-in ${builtin_times[run-1]:-n/a} s"
 	done
+	for i in "${use[@]}"; do
+		stop_instance "$i"
+	done
 }
 
 median() {
@@ -337,25 +393,20 @@ copy_report() {
 	fi
 }
 
-# sync_scenario and sync_report; switchover_scenario and switchover_report
+# NAME_scenario and NAME_report of the other scenarios: sync, switchover,
+# capture, apply, sustain, failover
 source "$dir/sync.sh"
 source "$dir/switchover.sh"
+source "$dir/throughput.sh"
+source "$dir/failover.sh"
 
-if $want_copy; then
-	copy_scenario
-fi
-if $want_sync; then
-	sync_scenario
-fi
-if $want_switchover; then
-	switchover_scenario
-fi
-if $want_copy; then
-	copy_report
-fi
-if $want_sync; then
-	sync_report
-fi
-if $want_switchover; then
-	switchover_report
-fi
+for s in "${all_scenarios[@]}"; do
+	if wants "$s"; then
+		"${s}_scenario"
+	fi
+done
+for s in "${all_scenarios[@]}"; do
+	if wants "$s"; then
+		"${s}_report"
+	fi
+done

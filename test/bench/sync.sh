@@ -35,7 +35,7 @@
 # commits its batches with synchronous_commit on too.
 #
 # Each system runs on instances initialized for it (run.sh's start_instance:
-# the copy scenario's instances are stopped and made again), alone: its pair
+# instances an earlier scenario left are stopped and made again), alone: its pair
 # is stopped before the next system starts.  Before each configuration the
 # table is truncated on the source (RESTART IDENTITY; every system
 # replicates TRUNCATE), the replica catches up and is checked empty, and both
