@@ -1798,6 +1798,30 @@ end_work(void)
 	CommitTransactionCommand();
 }
 
+/* Whether the leader's node list marks this node synchronous. */
+static bool
+self_is_synchronous(void)
+{
+	bool		sync = false;
+
+	begin_work();
+	if (OidIsValid(get_extension_oid("repl_ext", true)))
+	{
+		spi_run("SELECT n.synchronous FROM repl.nodes n, repl.local_node l"
+				" WHERE n.node_name OPERATOR(pg_catalog.=) l.node_name",
+				0, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+
+			sync = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+	}
+	end_work();
+	return sync;
+}
+
 /*
  * Stand for election (see above).  Runs several transactions; returns true
  * if this node is now the leader.
@@ -1971,6 +1995,7 @@ long
 repl_failover_watch(void)
 {
 	static TimestampTz next_try = 0;
+	static TimestampTz staggered_for = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz contact = (TimestampTz) pg_atomic_read_u64(&repl_shared->leader_contact);
 	long		remaining;
@@ -1984,6 +2009,22 @@ repl_failover_watch(void)
 	remaining = repl_leader_timeout - (long) TimestampDifferenceMilliseconds(contact, now);
 	if (remaining > 0)
 		return Min(remaining + 1, 1000);
+
+	/*
+	 * The first candidacy after a silence: followers that all lost the
+	 * leader at the same moment would otherwise stand at the same moment and
+	 * split the vote.  The synchronous follower, which has every
+	 * acknowledged commit, stands at once; the others wait another random
+	 * 20-50% of the timeout (Raft randomises the first timeout likewise).
+	 */
+	if (staggered_for != contact)
+	{
+		staggered_for = contact;
+		if (!self_is_synchronous())
+			next_try = TimestampTzPlusMilliseconds(now,
+												   (long) (repl_leader_timeout *
+														   (0.2 + 0.3 * pg_prng_double(&pg_global_prng_state))));
+	}
 	if (now < next_try)
 		return Max(TimestampDifferenceMilliseconds(now, next_try), 1);
 	if (run_election())
