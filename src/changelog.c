@@ -190,8 +190,18 @@ log_xact_callback(XactEvent event, void *arg)
 		wrote_log = false;
 		wrote_table_event = false;
 		pg_atomic_fetch_add_u64(&repl_shared->commits, 1);
-		/* a stale pointer only causes a spurious wakeup */
-		if (proc != NULL)
+
+		/*
+		 * Wake the supervisor only if it sleeps with nothing pending: once a
+		 * commit is pending it cuts the tick within batch_interval anyway,
+		 * and a wakeup per commit (a signal and a context switch) cost more
+		 * than the ticks.  The fetch_add above is a full barrier, paired
+		 * with the supervisor's (worker.c).  A stale pointer only causes a
+		 * spurious wakeup.
+		 */
+		if (proc != NULL &&
+			pg_atomic_read_u32(&repl_shared->wake_on_commit) != 0 &&
+			pg_atomic_exchange_u32(&repl_shared->wake_on_commit, 0) != 0)
 			SetLatch(&proc->procLatch);
 
 		/*

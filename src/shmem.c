@@ -74,6 +74,7 @@ repl_shmem_startup(void)
 		pg_atomic_init_u64(&repl_shared->next_seq,
 						   ((uint64) GetCurrentTimestamp()) << 4);
 		pg_atomic_init_u64(&repl_shared->commits, 0);
+		pg_atomic_init_u32(&repl_shared->wake_on_commit, 1);
 		pg_atomic_init_u32(&repl_shared->config_generation, 1);
 		pg_atomic_init_u32(&repl_shared->cur_log, 0);
 		pg_atomic_init_u64(&repl_shared->fenced_epoch, 0);

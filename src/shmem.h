@@ -72,6 +72,9 @@ typedef struct ReplShared
 	PGPROC	   *supervisor;		/* supervisor's PGPROC, NULL if not running */
 	pg_atomic_uint64 next_seq;	/* atomic: next change sequence number */
 	pg_atomic_uint64 commits;	/* atomic: commits that wrote the log */
+	pg_atomic_uint32 wake_on_commit;	/* atomic: the supervisor sleeps with
+										 * no commit pending; the next commit
+										 * clears it and wakes it */
 	pg_atomic_uint32 config_generation; /* atomic: catalog changes */
 	pg_atomic_uint32 cur_log;	/* atomic: log table triggers write into */
 	bool		cur_log_valid;	/* cur_log has been loaded from the catalog */

@@ -480,6 +480,25 @@ repl_supervisor_main(Datum main_arg)
 			}
 		}
 
+		/*
+		 * Ask for a wakeup by the next commit only when none is pending
+		 * (see log_xact_callback); with commits pending, wake up in time to
+		 * cut their tick.  The barrier pairs with the committer's fetch_add:
+		 * either it sees the flag, or this sees its commit.
+		 */
+		if (started)
+		{
+			if (pg_atomic_read_u64(&repl_shared->commits) == last_commits)
+			{
+				pg_atomic_write_u32(&repl_shared->wake_on_commit, 1);
+				pg_memory_barrier();
+				if (pg_atomic_read_u64(&repl_shared->commits) != last_commits)
+					timeout = Min(timeout, repl_batch_interval);
+			}
+			else
+				timeout = Min(timeout, repl_batch_interval);
+		}
+
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
