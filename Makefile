@@ -7,7 +7,7 @@ PGFILEDESC     = "repl_ext - leader/follower row replication"
 PG_CPPFLAGS    = -I$(libpq_srcdir) -I$(srcdir)/src
 SHLIB_LINK_INTERNAL = $(libpq)
 
-REGRESS        = setup add_table capture_format copy_ddl refusals sync_config ddl_security follower_mode teardown upgrade
+REGRESS        = setup add_table capture_format copy_ddl refusals sync_config ddl_security robustness follower_mode teardown upgrade
 REGRESS_OPTS   = --inputdir=test --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
 ISOLATION      = iso_batch_cut iso_concurrent_update iso_rollback
 ISOLATION_OPTS = --inputdir=test --outputdir=. --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/isolation.conf

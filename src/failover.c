@@ -112,16 +112,6 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
 }
 
-static char *
-getarg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-	return text_to_cstring(PG_GETARG_TEXT_PP(argno));
-}
-
 /*
  * repl_set_read_only_default
  *		On a follower or fenced node, sessions of repl_ext.database start
@@ -1172,7 +1162,7 @@ wait_for_writers(TimestampTz deadline, int *nwaiting)
 Datum
 repl_switchover(PG_FUNCTION_ARGS)
 {
-	char	   *target = getarg_text(fcinfo, 0, "node_name");
+	char	   *target = repl_arg_node_name(fcinfo, 0);
 	Interval   *timeout = PG_ARGISNULL(1) ? NULL : PG_GETARG_INTERVAL_P(1);
 	int64		timeout_ms = 60000;
 	const ReplLocalNode *node;
@@ -1355,7 +1345,7 @@ repl_switchover(PG_FUNCTION_ARGS)
 Datum
 repl_rejoin(PG_FUNCTION_ARGS)
 {
-	char	   *leader_conninfo = getarg_text(fcinfo, 0, "leader_conninfo");
+	char	   *leader_conninfo = repl_arg_conninfo(fcinfo, 0);
 	const ReplLocalNode *node;
 	ReplConn   *volatile conn;
 	ReplResult *res;
@@ -1549,8 +1539,8 @@ repl_rejoin(PG_FUNCTION_ARGS)
 Datum
 repl_accept_rejoin(PG_FUNCTION_ARGS)
 {
-	char	   *name = getarg_text(fcinfo, 0, "node_name");
-	char	   *conninfo = getarg_text(fcinfo, 1, "conninfo");
+	char	   *name = repl_arg_node_name(fcinfo, 0);
+	char	   *conninfo = repl_arg_conninfo(fcinfo, 1);
 	bool		resume = !PG_ARGISNULL(2) && !PG_ARGISNULL(3);
 	Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
 	Datum		values[3];
@@ -1609,7 +1599,7 @@ repl_accept_rejoin(PG_FUNCTION_ARGS)
 Datum
 repl_resync_follower(PG_FUNCTION_ARGS)
 {
-	char	   *name = getarg_text(fcinfo, 0, "node_name");
+	char	   *name = repl_arg_node_name(fcinfo, 0);
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(name);
 	char	   *conninfo;

@@ -293,8 +293,13 @@ arg_text(FunctionCallInfo fcinfo, int argno, const char *argname)
 	return s;
 }
 
-static char *
-arg_node_name(FunctionCallInfo fcinfo, int argno)
+/*
+ * repl_arg_node_name / repl_arg_conninfo
+ *		Argument argno as a node name (not null, not empty, fits a name) or a
+ *		connection string (not null, not empty, parses), else an error.
+ */
+char *
+repl_arg_node_name(FunctionCallInfo fcinfo, int argno)
 {
 	char	   *name = arg_text(fcinfo, argno, "node_name");
 
@@ -306,8 +311,8 @@ arg_node_name(FunctionCallInfo fcinfo, int argno)
 	return name;
 }
 
-static char *
-arg_conninfo(FunctionCallInfo fcinfo, int argno)
+char *
+repl_arg_conninfo(FunctionCallInfo fcinfo, int argno)
 {
 	char	   *conninfo = arg_text(fcinfo, argno, "conninfo");
 	char	   *err;
@@ -338,8 +343,8 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
 Datum
 repl_init_leader(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_node_name(fcinfo, 0);
-	char	   *conninfo = arg_conninfo(fcinfo, 1);
+	char	   *name = repl_arg_node_name(fcinfo, 0);
+	char	   *conninfo = repl_arg_conninfo(fcinfo, 1);
 	const ReplLocalNode *node;
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
@@ -534,8 +539,8 @@ retry_sender_now(const char *name)
 Datum
 repl_add_follower(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_node_name(fcinfo, 0);
-	char	   *conninfo = arg_conninfo(fcinfo, 1);
+	char	   *name = repl_arg_node_name(fcinfo, 0);
+	char	   *conninfo = repl_arg_conninfo(fcinfo, 1);
 	bool		synchronous = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	bool		truncate_existing = PG_NARGS() > 3 && !PG_ARGISNULL(3) &&
 		PG_GETARG_BOOL(3);
@@ -676,7 +681,7 @@ repl_add_follower(PG_FUNCTION_ARGS)
 Datum
 repl_remove_follower(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_node_name(fcinfo, 0);
+	char	   *name = repl_arg_node_name(fcinfo, 0);
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(name);
 	char	   *conninfo;
@@ -726,7 +731,7 @@ repl_remove_follower(PG_FUNCTION_ARGS)
 static void
 set_paused(FunctionCallInfo fcinfo, bool paused, const char *funcname)
 {
-	char	   *name = arg_node_name(fcinfo, 0);
+	char	   *name = repl_arg_node_name(fcinfo, 0);
 	Oid			types[2] = {TEXTOID, BOOLOID};
 	Datum		values[2];
 
@@ -773,7 +778,7 @@ repl_resume_follower(PG_FUNCTION_ARGS)
 Datum
 repl_set_synchronous(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_node_name(fcinfo, 0);
+	char	   *name = repl_arg_node_name(fcinfo, 0);
 	bool		on;
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(name);
@@ -1145,8 +1150,8 @@ repl_follower_status(PG_FUNCTION_ARGS)
 Datum
 repl_follower_attach(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_node_name(fcinfo, 0);
-	char	   *leader = arg_node_name(fcinfo, 1);
+	char	   *name = repl_arg_node_name(fcinfo, 0);
+	char	   *leader = repl_arg_node_name(fcinfo, 1);
 	int64		epoch;
 	int64		position;
 	ArrayType  *tables;

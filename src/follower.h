@@ -9,6 +9,8 @@
 #ifndef REPL_EXT_FOLLOWER_H
 #define REPL_EXT_FOLLOWER_H
 
+#include "fmgr.h"
+
 #include "repl_ext.h"
 
 typedef struct ReplLocalNode
@@ -28,5 +30,7 @@ extern const ReplLocalNode *repl_local_node_fresh(void);
 extern Oid	repl_catalog_relid(const char *relname);
 extern void repl_require_role(ReplRole role, const char *funcname);
 extern int64 repl_read_applied_tick(void);
+extern char *repl_arg_node_name(FunctionCallInfo fcinfo, int argno);
+extern char *repl_arg_conninfo(FunctionCallInfo fcinfo, int argno);
 
 #endif							/* REPL_EXT_FOLLOWER_H */
