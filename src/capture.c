@@ -327,8 +327,13 @@ is_replicated(Oid relid)
 	Oid			argtype = OIDOID;
 	int			rc;
 
+	/*
+	 * Not read-only: a fresh snapshot, taken after the caller's lock on the
+	 * table, sees an add_table or remove_table that committed while this
+	 * call waited for that lock.
+	 */
 	rc = SPI_execute_with_args("SELECT 1 FROM repl.replicated_tables WHERE relid OPERATOR(pg_catalog.=) $1",
-							   1, &argtype, &arg, NULL, true, 1);
+							   1, &argtype, &arg, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s",
 			 SPI_result_code_string(rc));
