@@ -274,6 +274,7 @@ sync_senders(SenderHandle *handles)
 		int			s;
 		int			slotno = -1;
 		int			freeslot = -1;
+		bool		attached;
 
 		LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 		for (s = 0; s < repl_shared->nslots; s++)
@@ -295,10 +296,18 @@ sync_senders(SenderHandle *handles)
 			slot->state = REPL_FSTATE_CONNECTING;
 			slotno = freeslot;
 		}
+		attached = false;
 		if (slotno >= 0)
 		{
 			ReplFollowerSlot *slot = &repl_shared->slots[slotno];
 
+			/*
+			 * A sender attached to the slot that this supervisor did not
+			 * start: it was started by the previous supervisor, which exited
+			 * (an ERROR, a SIGTERM) while its senders ran on.  It goes on
+			 * serving the follower; a second one would stream to it too.
+			 */
+			attached = slot->proc != NULL;
 			wanted[slotno] = true;
 			slot->synchronous = sync[i];
 			slot->copied = copied[i];
@@ -316,7 +325,7 @@ sync_senders(SenderHandle *handles)
 					 errhint("Increase repl_ext.max_followers and restart the server.")));
 			continue;
 		}
-		if (active[i] && !sender_running(&handles[slotno]) &&
+		if (active[i] && !attached && !sender_running(&handles[slotno]) &&
 			TimestampDifferenceExceeds(handles[slotno].last_start,
 									   GetCurrentTimestamp(),
 									   handles[slotno].last_start ? repl_retry_interval : 0))
