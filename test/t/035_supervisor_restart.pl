@@ -1,13 +1,13 @@
 # Found by the chaos test (seed 4242): after the supervisor exits without a crash
-# (SIGTERM, or an ERROR such as the deadlock in resync_deadlock.pl) the
+# (SIGTERM, or an ERROR) the
 # postmaster starts it again 5 s later, and it starts a second sender for
 # every follower while the old ones still run.  Two senders then copy and
-# stream to one follower at once (chaos seed 4242: a copy at an older
+# stream to one follower at once (a copy at an older
 # snapshot replaced rows another sender had already streamed past; the
 # follower diverged and stopped for good with "row to update ... does not
 # exist").  Regression test: the supervisor leaves a running sender alone.
 #
-#   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/chaos/repro/dup_senders.pl
+#   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/t/035_supervisor_restart.pl
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
