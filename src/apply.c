@@ -52,6 +52,7 @@
 
 #include "capture.h"
 #include "changelog.h"
+#include "ddl.h"
 #include "failover.h"
 #include "follower.h"
 #include "protocol.h"
@@ -520,7 +521,6 @@ apply_ddl(ApplyState *st, StringInfo data)
 	char	   *search_path;
 	char	   *command;
 	int			nestlevel;
-	int			rc;
 	int			i;
 
 	repl_proto_get_ddl(data, &search_path, &command);
@@ -541,14 +541,7 @@ apply_ddl(ApplyState *st, StringInfo data)
 	nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", search_path, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute(command, false, 0);
-	if (rc < 0)
-		ereport(ERROR,
-				(errcode(rc == SPI_ERROR_TRANSACTION ?
-						 ERRCODE_INVALID_TRANSACTION_TERMINATION :
-						 ERRCODE_SYNTAX_ERROR),
-				 errmsg("could not replay DDL command: %s",
-						SPI_result_code_string(rc))));
+	repl_ddl_run(command);
 	AtEOXact_GUC(true, nestlevel);
 	st->current_ddl = NULL;
 }

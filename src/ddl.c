@@ -36,6 +36,7 @@
 
 #include "capture.h"
 #include "changelog.h"
+#include "ddl.h"
 #include "follower.h"
 #include "protocol.h"
 #include "repl_ext.h"
@@ -73,6 +74,27 @@ renamed_table(void)
 }
 
 /*
+ * repl_ddl_run
+ *		Run a DDL command of execute_ddl through SPI (the caller is connected):
+ *		on the leader, and again on each follower when apply replays it.
+ *		What SPI refuses (transaction control) is a clean error.
+ */
+void
+repl_ddl_run(const char *command)
+{
+	int			rc = SPI_execute(command, false, 0);
+
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(rc == SPI_ERROR_TRANSACTION ?
+						 ERRCODE_INVALID_TRANSACTION_TERMINATION :
+						 ERRCODE_SYNTAX_ERROR),
+				 errmsg("cannot run DDL command: %s", SPI_result_code_string(rc)),
+				 rc == SPI_ERROR_TRANSACTION ?
+				 errhint("Transaction control (BEGIN, COMMIT, ...) is not allowed in repl.execute_ddl.") : 0));
+}
+
+/*
  * repl.execute_ddl(command text) returns void
  *		Run command here and on every follower at the same point of the
  *		change stream (see file header).
@@ -85,7 +107,6 @@ repl_execute_ddl(PG_FUNCTION_ARGS)
 	uint64		rows_before;
 	char	   *renamed;
 	StringInfoData rec;
-	int			rc;
 
 	repl_check_preloaded();
 	if (PG_ARGISNULL(0))
@@ -107,16 +128,7 @@ repl_execute_ddl(PG_FUNCTION_ARGS)
 	ddl_depth++;
 	PG_TRY();
 	{
-		rc = SPI_execute(command, false, 0);
-		if (rc < 0)
-			ereport(ERROR,
-					(errcode(rc == SPI_ERROR_TRANSACTION ?
-							 ERRCODE_INVALID_TRANSACTION_TERMINATION :
-							 ERRCODE_SYNTAX_ERROR),
-					 errmsg("repl.execute_ddl cannot run this command: %s",
-							SPI_result_code_string(rc)),
-					 rc == SPI_ERROR_TRANSACTION ?
-					 errhint("Transaction control (BEGIN, COMMIT, ...) is not allowed in repl.execute_ddl.") : 0));
+		repl_ddl_run(command);
 	}
 	PG_FINALLY();
 	{
