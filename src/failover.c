@@ -1610,6 +1610,14 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	repl_check_preloaded();
 	repl_require_role(REPL_ROLE_LEADER, "repl.resync_follower");
 	SPI_connect();
+
+	/*
+	 * The table lock first, as the supervisor takes it when it moves the
+	 * synchronous role: taking only the row lock and updating the row later
+	 * deadlocked with it (found by the chaos test).
+	 */
+	spi_run("LOCK TABLE repl.followers IN SHARE ROW EXCLUSIVE MODE", 0, NULL,
+			NULL, SPI_OK_UTILITY);
 	spi_run("SELECT conninfo FROM repl.followers WHERE node_name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 			1, &type, &value, SPI_OK_SELECT);
 	if (SPI_processed == 0)

@@ -1,4 +1,4 @@
-# Bug found by the chaos test (seed 777, and the "silent" supervisor exit of
+# Found by the chaos test (seed 777, and the "silent" supervisor exit of
 # seed 7): repl.resync_follower locks its row of repl.followers (FOR UPDATE),
 # calls the follower, then UPDATEs the row (RowExclusiveLock on the table);
 # the supervisor moving the synchronous role takes LOCK TABLE repl.followers
@@ -7,13 +7,14 @@
 # with a second set of senders (dup_senders.pl).  Here: the synchronous
 # follower hangs (its proxy stalls) while resync_follower waits for it; a
 # commit waits, the supervisor moves the role and blocks on the row lock;
-# the proxy resumes.  Fails until fixed.
+# the proxy resumes.  Regression test: resync_follower takes the table lock
+# first, as the supervisor does.
 #
-#   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/chaos/repro/resync_deadlock.pl
+#   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/t/125_resync_deadlock.pl
 use strict;
 use warnings;
 use FindBin;
-use lib "$FindBin::RealBin/..";
+use lib "$FindBin::RealBin/../chaos";
 use IPC::Run ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
