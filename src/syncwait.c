@@ -8,11 +8,17 @@
  * The role.  repl.followers marks at most one follower synchronous (a
  * partial unique index).  The supervisor mirrors that into the slots and
  * sets ReplShared.sync_slot to the slot of that follower once its initial
- * copy is done (until the supervisor has first read the catalog after a
- * server start, commits do not wait; waiting could deadlock with a
- * transaction that the supervisor needs to read past): a follower still copying cannot confirm anything, and
+ * copy is done.  A follower still copying cannot confirm anything, and
  * making every commit wait for a copy of unknown length would stop the
- * leader.  Until then the follower is "pending" and commits do not wait.
+ * leader: until then the follower is "pending" and commits do not wait.
+ * (Until the supervisor has first read the catalog after a server start,
+ * commits do not wait either: waiting could deadlock with a transaction
+ * that the supervisor needs to read past.)  A follower that already holds
+ * the role keeps it when it is copied again (repl.resync_follower): the
+ * role then moves at once to a streaming follower if there is one, and
+ * otherwise commits wait (strict) or degrade (degrade) as for a failure.
+ * A commit released because the DBA turned the role off while it waited
+ * gets a WARNING.
  *
  * The wait.  It runs in the XACT_EVENT_COMMIT callback: the transaction is
  * committed and visible, interrupts are held (CommitTransaction), and no
@@ -128,7 +134,13 @@ repl_sync_assign_locked(void)
 	{
 		ReplFollowerSlot *slot = &repl_shared->slots[i];
 
-		if (slot->in_use && slot->synchronous && slot->copied)
+		/*
+		 * A follower that held the role keeps it while it is copied again
+		 * (repl.resync_follower): commits must not stop waiting because the
+		 * DBA repairs the synchronous follower.  repl_sync_manage hands the
+		 * role on at once if another follower is streaming.
+		 */
+		if (slot->in_use && slot->synchronous && (slot->copied || i == old))
 			repl_shared->sync_slot = i;
 	}
 	if (repl_shared->sync_slot != old)
@@ -211,6 +223,7 @@ repl_sync_manage(void)
 	int			cand = -1;
 	bool		healthy;
 	bool		failed = false;
+	bool		copying = false;
 	bool		resumed = false;
 	char		sync_name[NAMEDATALEN];
 	char		failed_name[NAMEDATALEN];
@@ -232,6 +245,7 @@ repl_sync_manage(void)
 	slot = &repl_shared->slots[s];
 	strlcpy(sync_name, slot->node_name, NAMEDATALEN);
 	healthy = repl_slot_is_streaming(slot);
+	copying = !slot->copied;
 	if (healthy)
 		unhealthy_since[s] = 0;
 	else if (unhealthy_since[s] == 0)
@@ -246,7 +260,10 @@ repl_sync_manage(void)
 		resumed = true;
 	}
 
-	if (!healthy)
+	if (!healthy && copying)
+		deadline = unhealthy_since[s];	/* being copied again: it cannot
+										 * confirm for a while */
+	else if (!healthy)
 		deadline = TimestampTzPlusMilliseconds(unhealthy_since[s],
 											   repl_synchronous_failover_timeout);
 	if (nwaiting > 0)
@@ -322,6 +339,9 @@ repl_sync_manage(void)
 	ereport(LOG,
 			(errmsg("repl_ext: synchronous follower \"%s\" failed; follower \"%s\" is now synchronous",
 					failed_name, cand_name),
+			 copying ?
+			 errdetail("\"%s\" is being copied again (repl.resync_follower). It continues as asynchronous.",
+					   failed_name) :
 			 errdetail("\"%s\" has not confirmed commits for %d ms (repl_ext.synchronous_failover_timeout). It stays a follower and continues as asynchronous.",
 					   failed_name, repl_synchronous_failover_timeout),
 			 errhint("Move the role back with repl.set_synchronous('%s') once it has caught up.",
@@ -429,6 +449,7 @@ repl_sync_commit_wait(void)
 	int64		request;
 	int64		target = -1;
 	char		node_name[NAMEDATALEN];
+	char		waited_for[NAMEDATALEN] = "";
 
 	if (!repl_synchronous_commit || repl_shared == NULL)
 		return;
@@ -481,6 +502,7 @@ repl_sync_commit_wait(void)
 		else
 		{
 			strlcpy(node_name, repl_shared->slots[s].node_name, NAMEDATALEN);
+			strlcpy(waited_for, node_name, NAMEDATALEN);
 			if (target >= 0 && repl_shared->slots[s].applied_tick >= target)
 				outcome = SYNC_CONFIRMED;
 			else if (repl_shared->sync_degraded &&
@@ -500,7 +522,20 @@ repl_sync_commit_wait(void)
 		if (fenced_since_write())
 			break;
 		if (outcome == SYNC_NO_ROLE)
+		{
+			/*
+			 * The DBA turned synchronous replication off (set_synchronous,
+			 * remove_follower) while this commit waited.  syncrep.c
+			 * releases such waiters silently; here the client learns that
+			 * its commit was not confirmed.
+			 */
+			if (waited_for[0] != '\0')
+				ereport(WARNING,
+						(errmsg("not waiting for synchronous follower \"%s\" any more: no follower is synchronous now",
+								waited_for),
+						 errdetail("The transaction has already committed locally, but might not have been replicated to a follower.")));
 			break;
+		}
 		if (outcome == SYNC_DEGRADED)
 		{
 			ereport(WARNING,

@@ -36,7 +36,7 @@
 #    no process killed by a signal we did not send.
 #
 #   CHAOS_SECONDS (75), CHAOS_SEED (20261123; CHAOS_RANDOM_SEED=1: a new
-#   one each run), CHAOS_CLIENTS (4), CHAOS_RESYNC (0: no resync faults),
+#   one each run), CHAOS_CLIENTS (4), CHAOS_RESYNC (1; 0: no resync faults),
 #   CHAOS_LEADER_RESTART (1: include leader restarts; 0: not),
 #   CHAOS_KINDS (e.g. "net_stall=2,resync=1": only these faults, weighted)
 # test/chaos/run.sh runs this file alone, e.g. for 30 minutes.
@@ -393,11 +393,7 @@ my @kinds = (
 	[ net_stall => 2 ], [ net_reset => 2 ], [ net_delay => 1.5 ],
 	[ net_blackhole => 1.5 ], [ net_refuse => 1 ],
 	[ net_stall_both => 0.5 ],
-	# repl.resync_follower under faults still hits two open bugs (a deadlock
-	# with the supervisor's move of the synchronous role, and commits not
-	# waiting while the synchronous follower is copied again; see
-	# test/chaos/repro): only when asked, until they are fixed
-	($ENV{CHAOS_RESYNC} ? ([ resync => 0.4 ]) : ()),
+	(($ENV{CHAOS_RESYNC} // 1) ? ([ resync => 0.4 ]) : ()),
 	($leader_restarts ? ([ leader_restart => 0.5 ]) : ()));
 # CHAOS_KINDS="net_stall=1,resync=2": only these kinds, with these weights
 if ($ENV{CHAOS_KINDS})
