@@ -3,13 +3,25 @@
  * transport.c
  *		Connections to other nodes over libpq, from backends and workers.
  *
- * Every wait is interruptible: connecting goes through libpqsrv_connect_params
- * (PQconnectPoll + WaitLatchOrSocket), commands are sent in non-blocking mode
- * with PQflush driven by socket waits (a batch can be many megabytes), and
- * results are collected with libpqsrv_get_result.  SIGTERM, query cancel and
- * postmaster death end a wait as usual.  A dead peer is detected by TCP
- * keepalives and tcp_user_timeout derived from repl_ext.network_timeout.
+ * Every wait is interruptible and bounded.  Connecting runs PQconnectPoll
+ * with WaitLatchOrSocket until repl_ext.network_timeout (libpq's own
+ * connect_timeout only applies to its blocking calls); commands are sent in
+ * non-blocking mode with PQflush driven by socket waits (a batch can be many
+ * megabytes), and results are collected with PQconsumeInput/PQisBusy on the
+ * same waits.  SIGTERM, query cancel and postmaster death end a wait as
+ * usual.  A dead host or path is found by TCP keepalives and
+ * tcp_user_timeout, derived from repl_ext.network_timeout.
  *
+ * A peer that keeps the TCP connection but stops answering (a hung server,
+ * a stalled middlebox) is not: after network_timeout without any traffic,
+ * the connection is checked from outside.  A second connection to the same
+ * node looks for the session's backend in pg_stat_activity.  If that
+ * connection cannot be made within network_timeout, or the session is gone,
+ * or it is idle while a reply is awaited (the reply was lost), the
+ * connection is declared dead and the wait fails.  Otherwise the peer is
+ * busy (a long apply, a lock wait) and the wait goes on: a long apply is
+ * never mistaken for a dead peer.
+
  * Failures come back as a ReplResult with ok = false, so that workers can
  * record them and retry; backends turn them into errors that keep the remote
  * SQLSTATE, detail and hint (repl_result_raise).  Conninfo strings are never
@@ -27,6 +39,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "guc.h"
@@ -41,6 +54,12 @@
 struct ReplConn
 {
 	PGconn	   *conn;
+	char	   *conninfo;		/* to check the session from outside */
+	char		node_name[NAMEDATALEN];
+	int			backend_pid;	/* the session's backend on the peer */
+	bool		is_check;		/* this is such a check: never check it */
+	TimestampTz last_traffic;	/* last time the socket was ready */
+	char	   *dead;			/* why the connection was declared dead */
 	int			nprepared;		/* statements prepared on this connection */
 	char		prepared[REPL_MAX_PREPARED][NAMEDATALEN];
 };
@@ -113,27 +132,94 @@ conn_error(PGconn *conn)
 }
 
 /*
- * repl_conn_open
- *		Connect to a node.  Returns NULL with *err set when the node cannot
- *		be reached or refuses the connection.
+ * Connect, polling until repl_ext.network_timeout.  Returns NULL with *err
+ * set on failure; the external FD reserved for the connection is released
+ * on every failure path (as libpqsrv_connect_params does).
  */
-ReplConn *
-repl_conn_open(const char *conninfo, const char *node_name, char **err)
+static PGconn *
+connect_bounded(const char *const *keys, const char *const *vals, char **err)
+{
+	PGconn	   *conn;
+	volatile PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+	TimestampTz deadline;
+
+	libpqsrv_connect_prepare();
+	conn = PQconnectStartParams(keys, vals, true);
+	if (conn == NULL)
+	{
+		ReleaseExternalFD();
+		*err = pstrdup("out of memory");
+		return NULL;
+	}
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   repl_network_timeout);
+	PG_TRY();
+	{
+		while (PQstatus(conn) != CONNECTION_BAD &&
+			   status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+		{
+			int			io = status == PGRES_POLLING_READING ?
+				WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															   deadline);
+			int			rc;
+
+			if (left <= 0)
+				break;
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+								   WL_TIMEOUT | io,
+								   PQsocket(conn), left, PG_WAIT_EXTENSION);
+			if (rc & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			if (rc & io)
+				status = PQconnectPoll(conn);
+		}
+	}
+	PG_CATCH();
+	{
+		libpqsrv_disconnect(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		*err = status == PGRES_POLLING_FAILED || PQstatus(conn) == CONNECTION_BAD ?
+			conn_error(conn) :
+			psprintf("no answer within %d ms (repl_ext.network_timeout)",
+					 repl_network_timeout);
+		libpqsrv_disconnect(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static ReplResult *conn_exec(ReplConn *conn, const char *sql, int nparams,
+							 const char *const *values, const int *lengths,
+							 const int *formats);
+
+static ReplConn *
+conn_open(const char *conninfo, const char *node_name, bool is_check,
+		  char **err)
 {
 	const char *keys[10];
 	const char *vals[10];
-	char		appname[NAMEDATALEN + 16];
+	char		appname[NAMEDATALEN + 24];
 	char		connect_timeout[16];
 	char		idle[16];
 	char		interval[16];
 	char		user_timeout[16];
-	PGconn	   *conn;
-	PGresult   *res;
+	PGconn	   *pgconn;
+	ReplResult *res;
 	ReplConn   *rc;
 	int			n = 0;
 	int			timeout_s = Max(repl_network_timeout / 1000, 2);
 
-	snprintf(appname, sizeof(appname), "repl_ext:%s", node_name);
+	snprintf(appname, sizeof(appname), "repl_ext:%s%s", node_name,
+			 is_check ? ":check" : "");
 	snprintf(connect_timeout, sizeof(connect_timeout), "%d", timeout_s);
 	snprintf(idle, sizeof(idle), "%d", Max(timeout_s / 3, 1));
 	snprintf(interval, sizeof(interval), "%d", Max(timeout_s / 9, 1));
@@ -160,41 +246,48 @@ repl_conn_open(const char *conninfo, const char *node_name, char **err)
 	keys[n] = NULL;
 	vals[n] = NULL;
 
-	conn = libpqsrv_connect_params(keys, vals, true,
-								   PG_WAIT_EXTENSION);
-	if (PQstatus(conn) != CONNECTION_OK)
+	pgconn = connect_bounded(keys, vals, err);
+	if (pgconn == NULL)
+		return NULL;
+	if (PQsetnonblocking(pgconn, 1) != 0)
 	{
-		*err = conn_error(conn);
-		libpqsrv_disconnect(conn);
+		*err = conn_error(pgconn);
+		libpqsrv_disconnect(pgconn);
 		return NULL;
 	}
+	rc = MemoryContextAllocZero(TopMemoryContext, sizeof(ReplConn));
+	rc->conn = pgconn;
+	rc->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo);
+	strlcpy(rc->node_name, node_name, NAMEDATALEN);
+	rc->backend_pid = PQbackendPID(pgconn);
+	rc->is_check = is_check;
 
 	/* as libpqrcv_connect does: nothing may resolve through search_path */
 	/*
 	 * ... and our calls write on followers, whose sessions start read-only
 	 * (repl_ext.follower_read_only)
 	 */
-	res = libpqsrv_exec(conn, "SELECT pg_catalog.set_config('search_path', '', false),"
-						" pg_catalog.set_config('default_transaction_read_only', 'off', false)",
-						PG_WAIT_EXTENSION);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	res = conn_exec(rc, "SELECT pg_catalog.set_config('search_path', '', false),"
+					" pg_catalog.set_config('default_transaction_read_only', 'off', false)",
+					0, NULL, NULL, NULL);
+	if (!res->ok)
 	{
-		*err = conn_error(conn);
-		PQclear(res);
-		libpqsrv_disconnect(conn);
+		*err = res->message;
+		repl_conn_close(rc);
 		return NULL;
 	}
-	PQclear(res);
-	if (PQsetnonblocking(conn, 1) != 0)
-	{
-		*err = conn_error(conn);
-		libpqsrv_disconnect(conn);
-		return NULL;
-	}
-
-	rc = MemoryContextAllocZero(TopMemoryContext, sizeof(ReplConn));
-	rc->conn = conn;
 	return rc;
+}
+
+/*
+ * repl_conn_open
+ *		Connect to a node.  Returns NULL with *err set when the node cannot
+ *		be reached within repl_ext.network_timeout or refuses the connection.
+ */
+ReplConn *
+repl_conn_open(const char *conninfo, const char *node_name, char **err)
+{
+	return conn_open(conninfo, node_name, false, err);
 }
 
 void
@@ -202,7 +295,11 @@ repl_conn_close(ReplConn *conn)
 {
 	if (conn == NULL)
 		return;
+	/* non-blocking: PQfinish's goodbye never waits for a hung peer */
 	libpqsrv_disconnect(conn->conn);
+	pfree(conn->conninfo);
+	if (conn->dead)
+		pfree(conn->dead);
 	pfree(conn);
 }
 
@@ -216,42 +313,147 @@ result_failed(const char *message)
 	return r;
 }
 
+/*
+ * The peer has been silent for network_timeout while we waited for events:
+ * is its session still alive and busy (see file header)?  Returns false with
+ * conn->dead set when it is not.
+ */
+static bool
+peer_is_busy(ReplConn *conn, int events)
+{
+	char	   *err = NULL;
+	char		pid[16];
+	const char *params[1];
+	ReplConn   *check;
+	ReplResult *res;
+	const char *state;
+	char	   *why = NULL;
+
+	if (conn->is_check)
+		why = pstrdup("no reply");
+	else if ((check = conn_open(conn->conninfo, conn->node_name, true, &err)) == NULL)
+		why = psprintf("a new connection failed: %s", err);
+	else
+	{
+		snprintf(pid, sizeof(pid), "%d", conn->backend_pid);
+		params[0] = pid;
+		res = conn_exec(check, "SELECT COALESCE(state, '') FROM pg_catalog.pg_stat_activity"
+						" WHERE pid OPERATOR(pg_catalog.=) $1::pg_catalog.int4",
+						1, params, NULL, NULL);
+		repl_conn_close(check);
+		if (!res->ok)
+			why = psprintf("a new connection failed: %s", res->message);
+		else if (res->ntuples == 0)
+			why = pstrdup("its session has ended");
+		else
+		{
+			state = repl_result_value(res, 0, 0);
+			if (events == WL_SOCKET_READABLE && state != NULL &&
+				strcmp(state, "idle") == 0)
+				why = pstrdup("its session is idle, so the reply was lost");
+		}
+	}
+	if (why == NULL)
+		return true;
+	conn->dead = MemoryContextStrdup(TopMemoryContext,
+									 psprintf("no reply for %d ms (repl_ext.network_timeout) and %s",
+											  repl_network_timeout, why));
+	return false;
+}
+
+/*
+ * Wait until conn's socket is ready for events, handling interrupts.
+ * After network_timeout without any traffic the peer is checked
+ * (peer_is_busy); returns false once it is declared dead.  A true return
+ * does not promise readiness: callers poll libpq and come back.
+ */
+static bool
+wait_conn(ReplConn *conn, int events)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		left;
+	int			rc;
+
+	if (conn->dead)
+		return false;
+	if (conn->last_traffic == 0)
+		conn->last_traffic = now;
+	left = TimestampDifferenceMilliseconds(now,
+										   TimestampTzPlusMilliseconds(conn->last_traffic,
+																	   repl_network_timeout));
+	if (left <= 0)
+	{
+		if (!peer_is_busy(conn, events))
+			return false;
+		conn->last_traffic = GetCurrentTimestamp();
+		return true;
+	}
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET | WL_TIMEOUT | events,
+						   PQsocket(conn->conn), left, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (rc & events)
+		conn->last_traffic = GetCurrentTimestamp();
+	return true;
+}
+
+/* Why conn failed: declared dead, or libpq's message. */
+static char *
+failure_message(ReplConn *conn)
+{
+	return conn->dead ? pstrdup(conn->dead) : conn_error(conn->conn);
+}
+
 /* Push the output buffer out, waiting on the socket; false on failure. */
 static bool
-flush_output(PGconn *conn)
+flush_output(ReplConn *conn)
 {
 	for (;;)
 	{
-		int			r = PQflush(conn);
-		int			rc;
+		int			r = PQflush(conn->conn);
 
 		if (r == 0)
 			return true;
 		if (r < 0)
 			return false;
-		rc = WaitLatchOrSocket(MyLatch,
-							   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
-							   WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE,
-							   PQsocket(conn), 0, PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
-		{
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
+		if (!wait_conn(conn, WL_SOCKET_WRITEABLE | WL_SOCKET_READABLE))
+			return false;
 		/* the server may talk while we write: keep reading */
-		if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+		if (!PQconsumeInput(conn->conn))
 			return false;
 	}
 }
 
+/*
+ * The next result of the command in progress, waiting for it (the shape
+ * of libpqsrv_get_result, bounded by wait_conn).  NULL when there is none,
+ * or when the connection failed (conn->dead or a libpq error then says why).
+ */
+static PGresult *
+get_result(ReplConn *conn)
+{
+	while (PQisBusy(conn->conn))
+	{
+		if (!wait_conn(conn, WL_SOCKET_READABLE))
+			return NULL;
+		if (!PQconsumeInput(conn->conn))
+			break;
+	}
+	return PQgetResult(conn->conn);
+}
+
 /* A ReplResult (allocated in the current context) from libpq's last result. */
 static ReplResult *
-convert_result(PGconn *pgconn, PGresult *last)
+convert_result(ReplConn *conn, PGresult *last)
 {
 	ReplResult *r;
 
 	if (last == NULL)
-		r = result_failed(conn_error(pgconn));
+		r = result_failed(failure_message(conn));
 	else if (PQresultStatus(last) == PGRES_TUPLES_OK ||
 			 PQresultStatus(last) == PGRES_COMMAND_OK)
 	{
@@ -297,7 +499,6 @@ convert_result(PGconn *pgconn, PGresult *last)
 static ReplResult *
 collect_result(ReplConn *conn)
 {
-	PGconn	   *pgconn = conn->conn;
 	ReplResult *volatile r = NULL;
 	PGresult   *volatile last = NULL;
 
@@ -305,12 +506,18 @@ collect_result(ReplConn *conn)
 	{
 		PGresult   *res;
 
-		while ((res = libpqsrv_get_result(pgconn, PG_WAIT_EXTENSION)) != NULL)
+		while ((res = get_result(conn)) != NULL)
 		{
 			PQclear(last);
 			last = res;
 		}
-		r = convert_result(pgconn, last);
+		/* a dead connection ends the command, whatever came before */
+		if (conn->dead)
+		{
+			PQclear(last);
+			last = NULL;
+		}
+		r = convert_result(conn, last);
 	}
 	PG_CATCH();
 	{
@@ -333,12 +540,19 @@ repl_conn_exec(ReplConn *conn, const char *sql, int nparams,
 			   const char *const *values, const int *lengths,
 			   const int *formats)
 {
-	PGconn	   *pgconn = conn->conn;
+	return conn_exec(conn, sql, nparams, values, lengths, formats);
+}
 
-	if (!PQsendQueryParams(pgconn, sql, nparams, NULL, values, lengths,
+static ReplResult *
+conn_exec(ReplConn *conn, const char *sql, int nparams,
+		  const char *const *values, const int *lengths, const int *formats)
+{
+	conn->last_traffic = GetCurrentTimestamp();
+	if (conn->dead ||
+		!PQsendQueryParams(conn->conn, sql, nparams, NULL, values, lengths,
 						   formats, 0) ||
-		!flush_output(pgconn))
-		return result_failed(conn_error(pgconn));
+		!flush_output(conn))
+		return result_failed(failure_message(conn));
 	return collect_result(conn);
 }
 
@@ -367,18 +581,21 @@ repl_conn_exec_prepared(ReplConn *conn, const char *name, const char *sql,
 
 		if (conn->nprepared >= REPL_MAX_PREPARED)
 			elog(ERROR, "too many prepared statements on one connection");
-		if (!PQsendPrepare(pgconn, name, sql, nparams, NULL) ||
-			!flush_output(pgconn))
-			return result_failed(conn_error(pgconn));
+		conn->last_traffic = GetCurrentTimestamp();
+		if (conn->dead || !PQsendPrepare(pgconn, name, sql, nparams, NULL) ||
+			!flush_output(conn))
+			return result_failed(failure_message(conn));
 		r = collect_result(conn);
 		if (!r->ok)
 			return r;
 		strlcpy(conn->prepared[conn->nprepared++], name, NAMEDATALEN);
 	}
-	if (!PQsendQueryPrepared(pgconn, name, nparams, values, lengths,
+	conn->last_traffic = GetCurrentTimestamp();
+	if (conn->dead ||
+		!PQsendQueryPrepared(pgconn, name, nparams, values, lengths,
 							 formats, 0) ||
-		!flush_output(pgconn))
-		return result_failed(conn_error(pgconn));
+		!flush_output(conn))
+		return result_failed(failure_message(conn));
 	return collect_result(conn);
 }
 
@@ -449,41 +666,27 @@ repl_conn_exec_or_raise(ReplConn *conn, const char *sql, int nparams,
 		*res = r;
 }
 
-/* Wait until sock is ready for what events asks, handling interrupts. */
-static void
-wait_socket(PGconn *conn, int events)
-{
-	int			rc = WaitLatchOrSocket(MyLatch,
-									   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET | events,
-									   PQsocket(conn), 0, PG_WAIT_EXTENSION);
-
-	if (rc & WL_LATCH_SET)
-	{
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
 /* Start a COPY on conn and wait for the server to enter copy state. */
 static bool
-start_copy(PGconn *conn, const char *sql, ExecStatusType expected,
+start_copy(ReplConn *conn, const char *sql, ExecStatusType expected,
 		   ReplResult **failure)
 {
 	PGresult   *res;
 
-	if (!PQsendQuery(conn, sql) || !flush_output(conn))
+	conn->last_traffic = GetCurrentTimestamp();
+	if (conn->dead || !PQsendQuery(conn->conn, sql) || !flush_output(conn))
 	{
-		*failure = result_failed(conn_error(conn));
+		*failure = result_failed(failure_message(conn));
 		return false;
 	}
-	res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION);
+	res = get_result(conn);
 	if (res != NULL && PQresultStatus(res) == expected)
 	{
 		PQclear(res);
 		return true;
 	}
 	if (res == NULL)
-		*failure = result_failed(conn_error(conn));
+		*failure = result_failed(failure_message(conn));
 	else
 	{
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -502,12 +705,12 @@ start_copy(PGconn *conn, const char *sql, ExecStatusType expected,
 
 /* Collect the results that end a COPY; NULL when it succeeded. */
 static ReplResult *
-finish_copy(PGconn *conn)
+finish_copy(ReplConn *conn)
 {
 	ReplResult *failure = NULL;
 	PGresult   *res;
 
-	while ((res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION)) != NULL)
+	while ((res = get_result(conn)) != NULL)
 	{
 		if (failure == NULL && PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
@@ -523,6 +726,8 @@ finish_copy(PGconn *conn)
 		}
 		PQclear(res);
 	}
+	if (failure == NULL && conn->dead)
+		failure = result_failed(conn->dead);
 	return failure;
 }
 
@@ -550,8 +755,8 @@ repl_conn_copy(ReplConn *src, const char *copy_out,
 	int64		next_report = 4096;
 	bool		src_done = false;
 
-	if (!start_copy(out, copy_in, PGRES_COPY_IN, &failure) ||
-		!start_copy(in, copy_out, PGRES_COPY_OUT, &failure))
+	if (!start_copy(dst, copy_in, PGRES_COPY_IN, &failure) ||
+		!start_copy(src, copy_out, PGRES_COPY_OUT, &failure))
 		return failure;
 
 	while (!src_done)
@@ -566,7 +771,7 @@ repl_conn_copy(ReplConn *src, const char *copy_out,
 			while ((r = PQputCopyData(out, buf, n)) == 0)
 			{
 				/* output buffer full: wait until the follower takes more */
-				if (!flush_output(out))
+				if (!flush_output(dst))
 				{
 					r = -1;
 					break;
@@ -574,7 +779,7 @@ repl_conn_copy(ReplConn *src, const char *copy_out,
 			}
 			PQfreemem(buf);
 			if (r < 0)
-				return result_failed(conn_error(out));
+				return result_failed(failure_message(dst));
 			rows++;
 			bytes += n;
 			if (rows >= next_report)
@@ -588,9 +793,19 @@ repl_conn_copy(ReplConn *src, const char *copy_out,
 		if (n == 0)
 		{
 			/* nothing buffered: send what we have, then wait for more */
-			if (PQflush(out) < 0)
-				return result_failed(conn_error(out));
-			wait_socket(in, WL_SOCKET_READABLE);
+			switch (PQflush(out))
+			{
+				case 0:
+					/* all sent: the follower takes data */
+					dst->last_traffic = GetCurrentTimestamp();
+					break;
+				case 1:
+					break;
+				default:
+					return result_failed(conn_error(out));
+			}
+			if (!wait_conn(src, WL_SOCKET_READABLE))
+				return result_failed(failure_message(src));
 			if (!PQconsumeInput(in))
 				return result_failed(conn_error(in));
 			if (!progress(arg, rows, bytes))
@@ -603,7 +818,7 @@ repl_conn_copy(ReplConn *src, const char *copy_out,
 	}
 	(void) progress(arg, rows, bytes);
 
-	failure = finish_copy(in);
+	failure = finish_copy(src);
 	if (failure != NULL)
 		return failure;
 	for (;;)
@@ -612,12 +827,12 @@ repl_conn_copy(ReplConn *src, const char *copy_out,
 
 		if (r > 0)
 			break;
-		if (r < 0 || !flush_output(out))
-			return result_failed(conn_error(out));
+		if (r < 0 || !flush_output(dst))
+			return result_failed(failure_message(dst));
 	}
-	if (!flush_output(out))
-		return result_failed(conn_error(out));
-	failure = finish_copy(out);
+	if (!flush_output(dst))
+		return result_failed(failure_message(dst));
+	failure = finish_copy(dst);
 	if (failure != NULL)
 		return failure;
 	failure = palloc0(sizeof(ReplResult));
