@@ -604,7 +604,7 @@ for my $n ($leader, map { $fol{$_} } @fnames)
 			push @bad, $line;
 		}
 		elsif ($line =~ /repl_ext: follower "[^"]+": apply failed: (.*)/
-			&& $1 !~ /server closed the connection|could not (?:send|receive)|connection|terminating|EOF|SSL|shutting down|recovery mode|starting up/i)
+			&& $1 !~ /server closed the connection|could not (?:send|receive)|connection|terminating|EOF|SSL|shutting down|recovery mode|starting up|no reply for \d+ ms|no answer within/i)
 		{
 			push @bad, $line
 			  unless $resyncs && $1 =~ /^(?:batch from "leader" rejected: this node is not a follower|deadlock detected)/;
