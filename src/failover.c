@@ -851,6 +851,17 @@ repl_promote(PG_FUNCTION_ARGS)
 	repl_check_preloaded();
 	allow_role_change_writes();
 	repl_require_role(REPL_ROLE_FOLLOWER, "repl.promote");
+
+	/*
+	 * One promotion at a time: a second call waits here, then finds this
+	 * node a leader and is refused (it used to fail on a duplicate tick).
+	 */
+	SPI_connect();
+	spi_run("SELECT 1 FROM repl.local_node FOR UPDATE", 0, NULL, NULL,
+			SPI_OK_SELECT);
+	SPI_finish();
+	(void) repl_local_node_fresh();
+	repl_require_role(REPL_ROLE_FOLLOWER, "repl.promote");
 	node = repl_local_node();
 	old_leader = pstrdup(node->leader_name);
 	epoch = node->epoch;
