@@ -376,7 +376,7 @@ median() {
 }
 ratio() { if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; else awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; fi; }
 rate() { if [ "$1" = n/a ]; then echo n/a; else awk -v r="$rows" -v t="$1" 'BEGIN {printf "%.0f", r / t}'; fi; }
-row() { printf '%-13s %-6s %9s %11s %11s %6s %16s %16s\n' "$@"; }
+row() { printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$@"; }
 line() { row "initial copy" "$1" "$rows" "$2" "$3" "$(ratio "$2" "$3")" "$(rate "$2")" "$(rate "$3")"; }
 
 # scenario "copy": the result table
@@ -384,7 +384,9 @@ copy_report() {
 	local run
 	echo
 	echo "== initial copy of a new follower: $rows rows, $size; ratio = repl_ext / built-in (lower is better for repl_ext)"
+	echo
 	row scenario run rows "repl_ext s" "built-in s" ratio "repl_ext rows/s" "built-in rows/s"
+	echo "|---|---|---|---|---|---|---|---|"
 	for run in $(seq 1 "$runs"); do
 		line "$run" "${repl_times[run-1]:-n/a}" "${builtin_times[run-1]:-n/a}"
 	done

@@ -122,8 +122,9 @@ sw_phys_move() {
 
 switchover_report() {
 	local r p
-	r=$(median "${sw_repl[@]}")
-	p=$(median "${sw_phys[@]}")
+	# whole milliseconds: the median of integers prints as e.g. 126.000
+	r=$(median "${sw_repl[@]}" | awk '{if ($1 ~ /^[0-9.]+$/) printf "%.0f", $1; else printf "%s", $1}')
+	p=$(median "${sw_phys[@]}" | awk '{if ($1 ~ /^[0-9.]+$/) printf "%.0f", $1; else printf "%s", $1}')
 	echo
 	echo "== planned switchover under a single-client INSERT load: time without a successful write (median of $runs)"
 	echo

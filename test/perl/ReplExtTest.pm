@@ -10,7 +10,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(new_node connstr wait_catchup table_dump compare_nodes
-  status_of catchup_or_error);
+  status_of catchup_or_error sync_states wait_sync_states);
 
 # A started node with repl_ext preloaded and created in database postgres.
 # %conf: extra postgresql.conf settings; the key initdb_extra (not a setting)
@@ -84,6 +84,23 @@ sub status_of
 	my ($leader, $name, $column) = @_;
 	return $leader->safe_psql('postgres',
 		"SELECT $column FROM repl.status WHERE node_name = '$name'");
+}
+
+# Every follower's sync_state, as "f1=sync f2=async".
+my $sync_states_sql =
+  "SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status";
+
+sub sync_states
+{
+	my ($leader) = @_;
+	return $leader->safe_psql('postgres', $sync_states_sql);
+}
+
+# Wait until sync_states is $expected; returns whether it got there.
+sub wait_sync_states
+{
+	my ($leader, $expected) = @_;
+	return $leader->poll_query_until('postgres', $sync_states_sql, $expected);
 }
 
 # Wait until follower $name has applied everything committed on the leader

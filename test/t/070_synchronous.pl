@@ -32,16 +32,9 @@ $leader->safe_psql('postgres',
 $leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
 wait_catchup($leader);
 
-sub sync_states
-{
-	return $leader->safe_psql('postgres',
-		"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status");
-}
 
 # the role is taken once the follower streams
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=sync f2=async')
+wait_sync_states($leader, 'f1=sync f2=async')
   or die 'f1 never became synchronous';
 pass('f1 holds the synchronous role once copied');
 
@@ -146,13 +139,11 @@ wait_catchup($leader, 'f1');
 $leader->poll_query_until('postgres',
 	"SELECT state = 'streaming' FROM repl.status WHERE node_name = 'f1'")
   or die 'f1 does not stream again';
-is(sync_states(), 'f1=async f2=sync', 'f1 rejoined as asynchronous');
+is(sync_states($leader), 'f1=async f2=sync', 'f1 rejoined as asynchronous');
 compare_nodes($leader, $f1, 't', 'id');
 is($leader->safe_psql('postgres', "SELECT repl.set_synchronous('f1')"), 't',
 	'set_synchronous moves the role back');
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=sync f2=async')
+wait_sync_states($leader, 'f1=sync f2=async')
   or die 'the role did not move back to f1';
 $lsess->query_safe("INSERT INTO t VALUES (5001, 'back on f1')");
 $fsess->quit;
@@ -248,7 +239,7 @@ $f2sess->quit;
 $f2sess = $f2->background_psql('postgres', on_error_stop => 1);
 is($f2sess->query_safe("SELECT v FROM t WHERE id = 6001"), 'blocked',
 	'the blocked commit is on f2, now synchronous');
-is(sync_states(), 'f1=async f2=sync', 'f2 holds the role');
+is(sync_states($leader), 'f1=async f2=sync', 'f2 holds the role');
 
 ############################################################################
 # 5. degrade mode: commits stop waiting after the timeout, with a WARNING
@@ -266,16 +257,14 @@ ok(!$timed_out && $ret == 0, 'degrade mode: the commit returned');
 like($stderr,
 	qr/WARNING:  synchronous follower "f2" did not confirm the commit within repl_ext.synchronous_timeout \(1000 ms\)/,
 	'with the WARNING');
-is(sync_states(), 'f1=async f2=degraded', 'repl.status shows the degraded state');
+is(sync_states($leader), 'f1=async f2=degraded', 'repl.status shows the degraded state');
 ($ret, $stdout, $stderr) = $leader->psql('postgres', "INSERT INTO t VALUES (7002, 'degraded, no wait')",
 	timeout => 60, timed_out => \$timed_out);
 ok(!$timed_out && $ret == 0 && $stderr eq '', 'later commits do not wait while degraded');
 
 # f1 returns first: streaming, it takes the role; commits wait again
 $f1->start;
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=sync f2=async')
+wait_sync_states($leader, 'f1=sync f2=async')
   or die 'f1 did not take the role back';
 $lsess->query_safe("INSERT INTO t VALUES (7003, 'sync again')");
 $fsess->quit;

@@ -32,14 +32,7 @@ $leader->safe_psql('postgres',
 $leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
 wait_catchup($leader);
 
-sub sync_states
-{
-	return $leader->safe_psql('postgres',
-		"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status");
-}
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=sync f2=async')
+wait_sync_states($leader, 'f1=sync f2=async')
   or die 'f1 never became synchronous';
 
 # a commit in the background, and whether it waits for a follower
@@ -79,11 +72,9 @@ is($f1->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 1'), '1',
 	'strict, nobody else streaming: the waiting commit returned only once the resynced follower had it');
 unlike($c->{err}, qr/WARNING/, 'and without a WARNING');
 is($f2->safe_psql('postgres', 'SELECT count(*) FROM t'), '0', '(f2 was paused all along)');
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=sync f2=async')
-  or diag('states: ' . sync_states());
-is(sync_states(), 'f1=sync f2=async', 'f1 kept the synchronous role through its copy');
+wait_sync_states($leader, 'f1=sync f2=async')
+  or diag('states: ' . sync_states($leader));
+is(sync_states($leader), 'f1=sync f2=async', 'f1 kept the synchronous role through its copy');
 
 ############################################################################
 # 2. the same, but f1's copy cannot finish (a session on f1 holds a lock
@@ -113,7 +104,7 @@ $c->{h}->finish;
 is($f2->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 2'), '1',
 	'once f2 streams, the waiting commit returns, and f2 has it');
 unlike($c->{err}, qr/WARNING/, 'without a WARNING');
-like(sync_states(), qr/^f1=async f2=sync$/, 'the role moved to f2; f1 is asynchronous');
+like(sync_states($leader), qr/^f1=async f2=sync$/, 'the role moved to f2; f1 is asynchronous');
 my $log = slurp_file($leader->logfile);
 like($log, qr/synchronous follower "f1" failed; follower "f2" is now synchronous\n.*DETAIL:  "f1" is being copied again/,
 	'the move is logged with the reason');
@@ -126,10 +117,8 @@ $locker->quit;
 ############################################################################
 wait_catchup($leader);
 is($leader->safe_psql('postgres', "SELECT repl.set_synchronous('f1')"), 't', 'role back to f1');
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=sync f2=async')
-  or die 'f1 never took the role back: ' . sync_states();
+wait_sync_states($leader, 'f1=sync f2=async')
+  or die 'f1 never took the role back: ' . sync_states($leader);
 $leader->safe_psql('postgres', "SELECT repl.pause_follower('f1')");
 $c = start_commit('INSERT INTO t VALUES (3)');
 $leader->safe_psql('postgres', "SELECT repl.resync_follower('f1')");
@@ -138,11 +127,9 @@ my $on = $f1->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 3')
   + $f2->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 3');
 ok($on >= 1, 'the waiting commit returned once a follower had it');
 unlike($c->{err}, qr/WARNING/, 'without a WARNING');
-$leader->poll_query_until('postgres',
-	"SELECT string_agg(node_name || '=' || sync_state, ' ' ORDER BY node_name) FROM repl.status",
-	'f1=async f2=sync')
-  or diag('states: ' . sync_states());
-is(sync_states(), 'f1=async f2=sync', 'the role moved to the streaming follower');
+wait_sync_states($leader, 'f1=async f2=sync')
+  or diag('states: ' . sync_states($leader));
+is(sync_states($leader), 'f1=async f2=sync', 'the role moved to the streaming follower');
 
 ############################################################################
 # 4. the DBA turns synchronous replication off while a commit waits
