@@ -83,6 +83,7 @@ PG_FUNCTION_INFO_V1(repl_accept_rejoin);
 PG_FUNCTION_INFO_V1(repl_resync_follower);
 PG_FUNCTION_INFO_V1(repl_note_leader_contact_sql);
 PG_FUNCTION_INFO_V1(repl_request_vote);
+PG_FUNCTION_INFO_V1(repl_claim_epoch);
 
 /* How often switchover polls for transactions still writing. */
 #define HANDOVER_POLL_MS	10
@@ -829,6 +830,180 @@ catch_up_from(NodeReport *ahead, int64 position)
 }
 
 /*
+ * Claim epoch (or, if some node is in or voted in it already, a newer one)
+ * on every other node reached by poll_nodes, so that two promotions can
+ * never both lead one epoch: each node gives an epoch to one candidate
+ * only (repl.claim_epoch), and a node being promoted holds its
+ * repl.local_node row, so every claim on it fails meanwhile.  Two
+ * concurrent promotions may then both fail; one called again succeeds.  A
+ * leader of an older epoch is skipped (promote(force) fences it).  Returns
+ * the epoch claimed; errors, changing nothing here, if a node refuses.
+ */
+static int64
+claim_epoch_everywhere(List *nodes, int64 epoch)
+{
+	const char *me = repl_local_node()->node_name;
+	int			attempt;
+
+	for (attempt = 0; attempt < 3; attempt++)
+	{
+		int64		newer = 0;
+		ListCell   *lc;
+
+		foreach(lc, nodes)
+		{
+			NodeReport *r = lfirst(lc);
+			ReplConn   *conn;
+			ReplResult *res;
+			const char *params[2];
+			char		e[32];
+
+			if (r->is_local || !r->reachable)
+				continue;
+			if (strcmp(r->role, "leader") == 0)
+			{
+				if (r->epoch >= epoch)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("node \"%s\" leads epoch " INT64_FORMAT " now",
+									r->node_name, r->epoch),
+							 errdetail("Another promotion finished first."),
+							 errhint("Let this node follow it, or check repl.failover_candidates().")));
+				continue;
+			}
+			snprintf(e, sizeof(e), INT64_FORMAT, epoch);
+			params[0] = me;
+			params[1] = e;
+			conn = repl_conn_open_or_raise(r->conninfo, r->node_name,
+										   psprintf("node \"%s\"", r->node_name));
+			res = repl_conn_exec(conn, "SELECT granted, reason, seen_epoch FROM repl.claim_epoch($1, $2::bigint)",
+								 2, params, NULL, NULL);
+			repl_conn_close(conn);
+			if (!res->ok && strcmp(res->sqlstate, "55P03") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("node \"%s\" is being promoted itself, or is voting, right now",
+								r->node_name),
+						 errdetail("Nothing was changed on this node."),
+						 errhint("Promote one node only, and call repl.promote() again once it is done.")));
+			if (!res->ok)
+				repl_result_raise(res, r->node_name);
+			if (strcmp(repl_result_value(res, 0, 0), "t") == 0)
+				continue;
+			if (repl_result_value(res, 0, 2) != NULL &&
+				strtoi64(repl_result_value(res, 0, 2), NULL, 10) >= epoch)
+			{
+				newer = Max(newer, strtoi64(repl_result_value(res, 0, 2), NULL, 10));
+				continue;
+			}
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("node \"%s\" refused epoch " INT64_FORMAT " to this node: %s",
+							r->node_name, epoch, repl_result_value(res, 0, 1)),
+					 errdetail("Nothing was changed on this node."),
+					 errhint("Another promotion or an election may be running: promote one node only, and call repl.promote() again once it is done.")));
+		}
+		if (newer == 0)
+			return epoch;
+		epoch = newer + 1;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("could not claim a new epoch: other nodes keep moving to newer ones"),
+			 errhint("An election may be running: check repl.failover_candidates().")));
+	return 0;					/* not reached */
+}
+
+/*
+ * repl.claim_epoch(candidate text, epoch bigint) returns (granted boolean,
+ *		reason text, seen_epoch bigint)
+ *		repl.promote on candidate asks this node for epoch.  Granted (and
+ *		recorded as this node's vote) unless this node leads, is in or voted
+ *		in epoch or a newer one (seen_epoch then says which, and a newer
+ *		epoch would be granted).  A node being promoted holds its row of
+ *		repl.local_node: the call fails with lock_not_available after 2 s.
+ *		Calling it again for the same candidate and epoch grants again.
+ */
+Datum
+repl_claim_epoch(PG_FUNCTION_ARGS)
+{
+	char	   *candidate = repl_arg_node_name(fcinfo, 0);
+	int64		epoch = PG_GETARG_INT64(1);
+	const ReplLocalNode *node;
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, true};
+	char	   *reason = NULL;
+	int64		voted = 0;
+	char	   *voted_for = NULL;
+
+	repl_check_preloaded();
+	if (epoch <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("epoch must be positive")));
+	allow_role_change_writes();
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	SPI_connect();
+
+	/*
+	 * An apply holds the row for a batch (milliseconds); a promotion holds
+	 * it while it asks the other nodes: then give up after a while (two
+	 * promotions asking each other would otherwise wait for ever).
+	 */
+	spi_run("SELECT pg_catalog.set_config('lock_timeout', '2s', true)", 0, NULL,
+			NULL, SPI_OK_SELECT);
+	spi_run("SELECT voted_epoch, voted_for FROM repl.local_node FOR UPDATE",
+			0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		voted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		voted_for = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	}
+	node = repl_local_node_fresh();
+	if (node->role == REPL_ROLE_NONE)
+		reason = "it is in no cluster";
+	else if (node->role == REPL_ROLE_LEADER)
+		reason = psprintf("it leads epoch " INT64_FORMAT, node->epoch);
+	else if (voted == epoch && voted_for != NULL && strcmp(voted_for, candidate) == 0)
+		reason = NULL;			/* asked again: same answer */
+	else if (epoch <= Max(node->epoch, voted))
+	{
+		reason = psprintf("it is in or voted in epoch " INT64_FORMAT,
+						  Max(node->epoch, voted));
+		values[2] = Int64GetDatum(Max(node->epoch, voted));
+		nulls[2] = false;
+	}
+	if (reason == NULL && !(voted == epoch && voted_for != NULL &&
+							strcmp(voted_for, candidate) == 0))
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		args[2];
+
+		args[0] = Int64GetDatum(epoch);
+		args[1] = CStringGetTextDatum(candidate);
+		spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
+				2, types, args, SPI_OK_UPDATE);
+		ereport(LOG,
+				(errmsg("repl_ext: node \"%s\" gives epoch " INT64_FORMAT " to \"%s\", which is being promoted",
+						node->node_name, epoch, candidate)));
+	}
+	SPI_finish();
+	values[0] = BoolGetDatum(reason == NULL);
+	if (reason)
+		values[1] = CStringGetTextDatum(reason);
+	else
+		nulls[1] = true;
+	if (nulls[2])
+		values[2] = (Datum) 0;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}
+
+/*
  * repl.promote(force boolean DEFAULT false) returns bigint
  *		Make this follower the leader of a new epoch (see file header).
  */
@@ -847,6 +1022,7 @@ repl_promote(PG_FUNCTION_ARGS)
 	char	   *old_leader;
 	char	   *sync_name = NULL;
 	int			nreached = 0;
+	int64		voted = 0;
 
 	repl_check_preloaded();
 	allow_role_change_writes();
@@ -857,14 +1033,21 @@ repl_promote(PG_FUNCTION_ARGS)
 	 * node a leader and is refused (it used to fail on a duplicate tick).
 	 */
 	SPI_connect();
-	spi_run("SELECT 1 FROM repl.local_node FOR UPDATE", 0, NULL, NULL,
+	spi_run("SELECT voted_epoch FROM repl.local_node FOR UPDATE", 0, NULL, NULL,
 			SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		voted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	}
 	SPI_finish();
 	(void) repl_local_node_fresh();
 	repl_require_role(REPL_ROLE_FOLLOWER, "repl.promote");
 	node = repl_local_node();
 	old_leader = pstrdup(node->leader_name);
-	epoch = node->epoch;
+	epoch = Max(node->epoch, voted);
 
 	nodes = poll_nodes();
 	foreach(lc, nodes)
@@ -928,7 +1111,7 @@ repl_promote(PG_FUNCTION_ARGS)
 						   self->applied_position, self->applied_epoch),
 				 errhint("Promote \"%s\" instead, or pass force => true: it would then have to be copied again.",
 						 ahead->node_name)));
-	epoch++;
+	epoch = claim_epoch_everywhere(nodes, epoch + 1);
 
 	/* the synchronous role stays where it was, or goes to the best other */
 	SPI_connect();

@@ -41,6 +41,11 @@ SELECT has_function_privilege('public', 'repl.add_table(regclass)', 'EXECUTE') A
 	   has_function_privilege('repl_admin', 'repl.add_table(regclass)', 'EXECUTE') AS admin_add_table,
 	   has_table_privilege('public', 'repl.followers', 'SELECT') AS public_followers,
 	   has_table_privilege('repl_admin', 'repl.followers', 'SELECT') AS admin_followers;
+-- 1.5: promote claims its epoch
+SELECT pg_get_function_identity_arguments('repl.claim_epoch'::regproc);
+SELECT has_function_privilege('public', 'repl.claim_epoch(text, bigint)', 'EXECUTE') AS public_claim,
+	   has_function_privilege('repl_admin', 'repl.claim_epoch(text, bigint)', 'EXECUTE') AS admin_claim;
+SELECT granted, reason, seen_epoch FROM repl.claim_epoch('someone', 5);
 SELECT repl.remove_table('upgraded');
 DROP EXTENSION repl_ext;
 DROP SCHEMA repl;

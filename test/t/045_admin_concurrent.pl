@@ -1,5 +1,6 @@
 # The same administrative function called twice at the same time, from two
-# sessions: add_follower for one name, remove_follower, promote.  Each pair ends with a clear outcome
+# sessions: add_follower for one name, remove_follower, promote on one node,
+# promote on two followers.  Each pair ends with a clear outcome
 # (one call does the work, the other skips it or fails with a clear error)
 # and a consistent cluster: one follower row, one leader per epoch.
 #
@@ -128,5 +129,74 @@ $p->poll_query_until('postgres',
 $p->safe_psql('postgres', 'INSERT INTO t VALUES (1002, \'y\')');
 wait_catchup($p, $o->name);
 compare_nodes($p, $o, 't', 'id');
+
+############################################################################
+# promote on two followers at the same moment: never two leaders of one
+# epoch.  Each promotion is held before it takes the leader role (a lock on
+# repl.tick, which it writes then), so both run at once for sure.
+############################################################################
+my $l2 = new_node('l2');
+my $g1 = new_node('g1');
+my $g2 = new_node('g2');
+$l2->safe_psql('postgres', 'CREATE TABLE t2 (id int PRIMARY KEY)');
+$l2->safe_psql('postgres', "SELECT repl.init_leader('l2', '" . connstr($l2) . "')");
+$l2->safe_psql('postgres', "SELECT repl.add_table('t2')");
+$l2->safe_psql('postgres', "SELECT repl.add_follower('g1', '" . connstr($g1) . "')");
+$l2->safe_psql('postgres', "SELECT repl.add_follower('g2', '" . connstr($g2) . "')");
+$l2->safe_psql('postgres', 'INSERT INTO t2 VALUES (1)');
+wait_catchup($l2);
+$l2->stop('immediate');
+
+my @lockers;
+for my $g ($g1, $g2)
+{
+	my $b = $g->background_psql('postgres');
+	$b->query_safe('BEGIN; LOCK TABLE repl.tick IN SHARE MODE');
+	push @lockers, $b;
+}
+my (@ph, @pout, @perr);
+for my $i (0, 1)
+{
+	($pout[$i], $perr[$i]) = ('', '');
+	$ph[$i] = IPC::Run::start(
+		[ 'psql', '-X', '-At', '-d', ($g1, $g2)[$i]->connstr('postgres'),
+		  '-c', 'SELECT repl.promote()' ],
+		'>', \$pout[$i], '2>', \$perr[$i]);
+}
+# until each promotion has failed or waits for the lock
+for my $g ($g1, $g2)
+{
+	$g->poll_query_until('postgres', q{
+SELECT count(*) = 0 FROM pg_stat_activity
+ WHERE query = 'SELECT repl.promote()' AND wait_event_type IS DISTINCT FROM 'Lock'})
+	  or die 'a promotion neither fails nor waits';
+}
+$_->query_safe('COMMIT') for @lockers;
+$_->quit for @lockers;
+$_->finish for @ph;
+my @leaders = grep { $_->safe_psql('postgres', 'SELECT role FROM repl.node_info()') eq 'leader' }
+  ($g1, $g2);
+ok(@leaders <= 1, 'promote on two followers at once: at most one becomes leader')
+  or diag("g1: $pout[0] $perr[0]; g2: $pout[1] $perr[1]");
+for my $i (0, 1)
+{
+	next unless $perr[$i] =~ /ERROR/;
+	like($perr[$i], qr/ERROR:  (?:node "g\d" is being promoted itself, or is voting, right now|node "g\d" leads epoch \d+ now|node "g\d" refused epoch)/,
+		'a promotion that lost says why') or diag($perr[$i]);
+}
+note("g1: $pout[0] $perr[0]; g2: $pout[1] $perr[1]");
+# both may have lost: promote one now
+$g1->safe_psql('postgres', 'SELECT repl.promote()') unless @leaders;
+my $new = @leaders ? $leaders[0] : $g1;
+my $other = $new == $g1 ? $g2 : $g1;
+is($new->safe_psql('postgres', 'SELECT role FROM repl.node_info()'), 'leader', $new->name . ' leads');
+is($other->safe_psql('postgres', 'SELECT role FROM repl.node_info()'), 'follower',
+	$other->name . ' follows');
+$new->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM repl.status WHERE node_name = '" . $other->name . "' AND state = 'streaming'")
+  or diag($new->safe_psql('postgres', 'SELECT * FROM repl.status'));
+$new->safe_psql('postgres', 'INSERT INTO t2 VALUES (2)');
+wait_catchup($new, $other->name);
+compare_nodes($new, $other, 't2', 'id');
 
 done_testing();
