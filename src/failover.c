@@ -830,6 +830,22 @@ catch_up_from(NodeReport *ahead, int64 position)
 }
 
 /*
+ * Record this node's vote: epoch goes to candidate (repl.request_vote,
+ * repl.claim_epoch).  SPI connected, local_node row locked.
+ */
+static void
+record_vote(int64 epoch, const char *candidate)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(epoch);
+	args[1] = CStringGetTextDatum(candidate);
+	spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
+			2, types, args, SPI_OK_UPDATE);
+}
+
+/*
  * Claim epoch (or, if some node is in or voted in it already, a newer one)
  * on every other node reached by poll_nodes, so that two promotions can
  * never both lead one epoch: each node gives an epoch to one candidate
@@ -981,13 +997,7 @@ repl_claim_epoch(PG_FUNCTION_ARGS)
 	if (reason == NULL && !(voted == epoch && voted_for != NULL &&
 							strcmp(voted_for, candidate) == 0))
 	{
-		Oid			types[2] = {INT8OID, TEXTOID};
-		Datum		args[2];
-
-		args[0] = Int64GetDatum(epoch);
-		args[1] = CStringGetTextDatum(candidate);
-		spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
-				2, types, args, SPI_OK_UPDATE);
+		record_vote(epoch, candidate);
 		ereport(LOG,
 				(errmsg("repl_ext: node \"%s\" gives epoch " INT64_FORMAT " to \"%s\", which is being promoted",
 						node->node_name, epoch, candidate)));
@@ -1952,13 +1962,7 @@ repl_request_vote(PG_FUNCTION_ARGS)
 						  applied, node->applied_epoch);
 	if (reason == NULL)
 	{
-		Oid			types[2] = {INT8OID, TEXTOID};
-		Datum		args[2];
-
-		args[0] = Int64GetDatum(epoch);
-		args[1] = CStringGetTextDatum(candidate);
-		spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
-				2, types, args, SPI_OK_UPDATE);
+		record_vote(epoch, candidate);
 		ereport(LOG,
 				(errmsg("repl_ext: node \"%s\" votes for \"%s\" in epoch " INT64_FORMAT,
 						node->node_name, candidate, epoch)));
@@ -2082,15 +2086,7 @@ run_election(void)
 		MemoryContextSwitchTo(old);
 		nnodes++;
 	}
-	{
-		Oid			types[2] = {INT8OID, TEXTOID};
-		Datum		args[2];
-
-		args[0] = Int64GetDatum(epoch);
-		args[1] = CStringGetTextDatum(me);
-		spi_run("UPDATE repl.local_node SET voted_epoch = $1, voted_for = $2",
-				2, types, args, SPI_OK_UPDATE);
-	}
+	record_vote(epoch, me);
 	end_work();
 	ereport(LOG,
 			(errmsg("repl_ext: no contact with leader \"%s\" for %d ms; node \"%s\" stands for election in epoch " INT64_FORMAT,
