@@ -9,7 +9,7 @@ SHLIB_LINK_INTERNAL = $(libpq)
 
 REGRESS        = setup add_table capture_format copy_ddl refusals sync_config ddl_security robustness follower_mode teardown upgrade
 REGRESS_OPTS   = --inputdir=test --temp-instance=tmp_regress --temp-config=$(srcdir)/test/regress.conf
-ISOLATION      = iso_batch_cut iso_concurrent_update iso_rollback iso_admin_twice
+ISOLATION      = iso_batch_cut iso_concurrent_update iso_rollback iso_admin_twice iso_sync_cluster
 ISOLATION_OPTS = --inputdir=test --outputdir=. --temp-instance=tmp_isolation --temp-config=$(srcdir)/test/isolation.conf
 TAP_TESTS      = 1
 PROVE_TESTS    = test/t/*.pl
