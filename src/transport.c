@@ -21,7 +21,7 @@
  * connection is declared dead and the wait fails.  Otherwise the peer is
  * busy (a long apply, a lock wait) and the wait goes on: a long apply is
  * never mistaken for a dead peer.
-
+ *
  * Failures come back as a ReplResult with ok = false, so that workers can
  * record them and retry; backends turn them into errors that keep the remote
  * SQLSTATE, detail and hint (repl_result_raise).  Conninfo strings are never
