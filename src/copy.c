@@ -519,6 +519,30 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 				0, NULL, NULL, err))
 		goto done;
 
+	/*
+	 * A node copied again (repl.resync_follower, or a former leader in
+	 * repl.rejoin) keeps its role, and so refuses writes, until this
+	 * transaction replaces its rows: it stops following (or being a fenced
+	 * leader of) this cluster here, in the transaction that attaches it
+	 * again.  Only for a leader of this cluster's history: a node of
+	 * another cluster makes follower_attach fail below.
+	 */
+	if (req->initial && req->truncate_existing)
+	{
+		params[0] = req->leader_name;
+		if (!remote(src, "could not read the leaders of this cluster",
+					"SELECT pg_catalog.array_agg(l)::text FROM"
+					" (SELECT leader_name FROM repl.epochs UNION SELECT $1) e(l)",
+					1, params, &res, err))
+			goto done;
+		params[0] = repl_result_value(res, 0, 0);
+		if (!remote(fconn, "could not detach the follower for its new copy",
+					"SELECT repl.follower_detach(n.leader_name) FROM repl.node_info() n"
+					" WHERE n.leader_name OPERATOR(pg_catalog.=) ANY ($1::text[])",
+					1, params, NULL, err))
+			goto done;
+	}
+
 	params[0] = repl_text_array_literal(relids);
 	if (!remote(src, "could not read the table definitions",
 				"SELECT t.rel::pg_catalog.oid::text, k.kind, s.stmt"

@@ -639,9 +639,16 @@ repl_failover_candidates(PG_FUNCTION_ARGS)
  * SPI.  The log tables are truncated: nobody writes them on a node that is
  * not leader, and a new leadership starts an empty log.
  */
-static void
-clear_leader_state(void)
+void
+repl_clear_leader_state(void)
 {
+	/*
+	 * Explicitly, not through the foreign key's ON DELETE CASCADE: that is a
+	 * trigger, and in a copy's session (session_replication_role replica,
+	 * follower_detach of a fenced node) it does not fire, which left rows
+	 * that made a later promotion of this node fail on a duplicate key.
+	 */
+	spi_run("DELETE FROM repl.follower_tables", 0, NULL, NULL, SPI_OK_DELETE);
 	spi_run("DELETE FROM repl.followers", 0, NULL, NULL, SPI_OK_DELETE);
 	spi_run("DELETE FROM repl.tick", 0, NULL, NULL, SPI_OK_DELETE);
 	spi_run("TRUNCATE repl.log_0, repl.log_1, repl.log_2", 0, NULL, NULL,
@@ -702,7 +709,7 @@ become_leader(int64 epoch, int64 base, const char *old_leader,
 		nulls[4] = 'n';
 
 	values[5] = Int64GetDatum(old_leader_at);
-	clear_leader_state();
+	repl_clear_leader_state();
 	if (SPI_execute_with_args("UPDATE repl.local_node SET role = 'leader', leader_name = NULL,"
 							  " epoch = $2, applied_epoch = $2, applied_tick = $3,"
 							  " conninfo = coalesce((SELECT n.conninfo FROM repl.nodes n"
@@ -773,7 +780,7 @@ become_follower(const char *leader_name, int64 epoch, int64 applied_epoch,
 	values[1] = Int64GetDatum(epoch);
 	values[2] = Int64GetDatum(applied_epoch);
 	values[3] = Int64GetDatum(position);
-	clear_leader_state();
+	repl_clear_leader_state();
 	spi_run("DELETE FROM repl.retained", 0, NULL, NULL, SPI_OK_DELETE);
 	spi_run("UPDATE repl.local_node SET role = 'follower', leader_name = $1,"
 			" epoch = $2, applied_epoch = $3, applied_tick = $4,"
@@ -1671,9 +1678,6 @@ repl_rejoin(PG_FUNCTION_ARGS)
 		}
 		else
 		{
-			List	   *relids = repl_replicated_relids(CurrentMemoryContext);
-			ListCell   *lc;
-
 			mode = "resync";
 			if (lost > 0)
 				ereport(WARNING,
@@ -1687,13 +1691,13 @@ repl_rejoin(PG_FUNCTION_ARGS)
 						(errmsg("node \"%s\" cannot tell which of its changes reached leader \"%s\"", my_name, leader_name),
 						 errdetail("Its log no longer covers the position where epoch " INT64_FORMAT " began.", my_epoch + 1),
 						 errhint("Its tables are copied again from \"%s\".", leader_name)));
-			foreach(lc, relids)
-				(void) repl_uninstall_capture(lfirst_oid(lc));
-			clear_leader_state();
-			spi_run("DELETE FROM repl.retained", 0, NULL, NULL, SPI_OK_DELETE);
-			spi_run("DELETE FROM repl.local_node", 0, NULL, NULL, SPI_OK_DELETE);
-			repl_set_read_only_default(false);
-			repl_local_node_changed();
+
+			/*
+			 * It stays fenced, refusing writes, until the copy replaces its
+			 * rows and makes it a follower in one transaction (copy.c): a
+			 * write accepted in between would be lost without a word.
+			 */
+			fence_local(leader_name, leader_epoch);
 			params[0] = my_name;
 			params[1] = my_conninfo;
 			repl_conn_exec_or_raise(conn,
@@ -1798,7 +1802,8 @@ repl_accept_rejoin(PG_FUNCTION_ARGS)
 /*
  * repl.resync_follower(node_name text) returns void
  *		Copy a follower again, replacing its rows: one that diverged or fell
- *		out of the log.  It is detached first, so the copy starts afresh.
+ *		out of the log.  It keeps its role until the copy's transaction
+ *		on it replaces its rows and its position at once.
  */
 Datum
 repl_resync_follower(PG_FUNCTION_ARGS)
@@ -1809,8 +1814,7 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	char	   *conninfo;
 	ReplConn   *conn;
 	ReplResult *res;
-	const char *params[1];
-
+	
 	repl_check_preloaded();
 	repl_require_role(REPL_ROLE_LEADER, "repl.resync_follower");
 	SPI_connect();
@@ -1831,22 +1835,22 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	conninfo = MemoryContextStrdup(TopTransactionContext,
 								   SPI_getvalue(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1));
+
+	/*
+	 * Only checked here: the follower keeps its role, and refuses writes,
+	 * until the copy's transaction on it detaches it and attaches it again
+	 * (copy.c), whichever leader of this cluster it follows now.  Detaching
+	 * it here would let it take writes that the copy then wipes out.
+	 */
 	conn = repl_conn_open_or_raise(conninfo, name,
 								   psprintf("follower \"%s\"", name));
-	/* whichever leader it follows now, it stops: the copy attaches it */
-	res = repl_conn_exec(conn, "SELECT leader_name FROM repl.node_info()", 0,
+	res = repl_conn_exec(conn, "SELECT role FROM repl.node_info()", 0,
 						 NULL, NULL, NULL);
-	if (res->ok && repl_result_value(res, 0, 0) != NULL)
-	{
-		params[0] = repl_result_value(res, 0, 0);
-		res = repl_conn_exec(conn, "SELECT repl.follower_detach($1)", 1, params,
-							 NULL, NULL);
-	}
 	repl_conn_close(conn);
 	if (!res->ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not detach follower \"%s\": %s", name, res->message)));
+				 errmsg("could not read the role of follower \"%s\": %s", name, res->message)));
 	spi_run("UPDATE repl.followers SET needs_resync = false, paused = false,"
 			" phase = 'copy', truncate_existing = true, applied_tick = 0"
 			" WHERE node_name OPERATOR(pg_catalog.=) $1", 1, &type, &value,

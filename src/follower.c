@@ -1233,6 +1233,10 @@ repl_follower_attach(PG_FUNCTION_ARGS)
 /*
  * repl.follower_detach(leader_name text) returns boolean
  *		Stop following leader_name: drop the write protection and the role.
+ *		A former leader fenced by leader_name leaves its role the same way
+ *		(what it kept as leader goes too): the copy that makes it a
+ *		follower again (repl.rejoin, mode resync) calls this in its own
+ *		transaction.
  */
 Datum
 repl_follower_detach(PG_FUNCTION_ARGS)
@@ -1243,13 +1247,23 @@ repl_follower_detach(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	repl_check_preloaded();
-	node = repl_local_node();
-	if (node->role != REPL_ROLE_FOLLOWER || strcmp(node->leader_name, leader) != 0)
-		PG_RETURN_BOOL(false);
 	SPI_connect();
+	/* the row first, as apply takes it, then the tables' triggers */
+	spi_exec("SELECT 1 FROM repl.local_node FOR UPDATE", 0, NULL, NULL, NULL,
+			 SPI_OK_SELECT);
+	repl_local_node_changed();
+	node = repl_local_node();
+	if ((node->role != REPL_ROLE_FOLLOWER && node->role != REPL_ROLE_FENCED) ||
+		node->leader_name == NULL || strcmp(node->leader_name, leader) != 0)
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(false);
+	}
 	relids = repl_replicated_relids(TopTransactionContext);
 	foreach(lc, relids)
 		(void) repl_uninstall_capture(lfirst_oid(lc));
+	if (node->role == REPL_ROLE_FENCED)
+		repl_clear_leader_state();
 	spi_exec("DELETE FROM repl.local_node", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 	spi_exec("DELETE FROM repl.nodes", 0, NULL, NULL, NULL, SPI_OK_DELETE);
 	spi_exec("DELETE FROM repl.retained", 0, NULL, NULL, NULL, SPI_OK_DELETE);

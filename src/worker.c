@@ -842,6 +842,30 @@ sender_tables_missing(void)
 	return missing;
 }
 
+/* Whether this follower is to be copied again (or is gone). */
+static bool
+sender_copy_requested(void)
+{
+	Oid			type = TEXTOID;
+	Datum		value = CStringGetTextDatum(sender_node);
+	bool		copy;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM repl.followers"
+							  " WHERE node_name OPERATOR(pg_catalog.=) $1"
+							  "   AND phase OPERATOR(pg_catalog.=) 'streaming'",
+							  1, &type, &value, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read repl.followers");
+	copy = SPI_processed == 0;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return copy;
+}
+
 /*
  * The follower already took its role from an earlier copy whose end the
  * leader did not record (it failed in between): the copy is complete.
@@ -969,6 +993,9 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		if (generation != tables_generation)
 		{
 			tables_generation = generation;
+			/* repl.resync_follower: stop streaming; the copy starts over */
+			if (sender_copy_requested())
+				return;
 			if (sender_tables_missing() && !sender_copy(conn, cfg, false))
 				return;
 		}
@@ -1151,7 +1178,9 @@ repl_sender_main(Datum main_arg)
 				sender_back_off(conn, &backoff);
 				continue;
 			}
-			if (strcmp(repl_result_value(res, 0, 0), "follower") == 0 &&
+			/* a copy again (resync, rejoin) replaces even a follower of ours */
+			if (!cfg.truncate_existing &&
+				strcmp(repl_result_value(res, 0, 0), "follower") == 0 &&
 				repl_result_value(res, 0, 1) != NULL &&
 				strcmp(repl_result_value(res, 0, 1), cfg.leader_name) == 0)
 				sender_mark_copied();

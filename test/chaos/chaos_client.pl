@@ -1,9 +1,11 @@
 #!/usr/bin/perl
 # One workload client of the chaos test (test/t/130_chaos.pl): runs
 # randomized multi-statement transactions on the leader, one psql per
-# transaction, and appends one line per transaction to its ledger file:
+# transaction (--leader lists every node with
+# target_session_attrs=read-write, so a new leader is found after a
+# failover), and appends one line per transaction to its ledger file:
 #
-#   <txn_id> <outcome> <sync> <sync_commit> <check> <ms> <start> <end> [# error]
+#   <txn_id> <outcome> <sync> <sync_commit> <check> <ms> <start> <end> <node>@<epoch> [# error]
 #
 # (start and end: epoch seconds, before psql started and after it exited)
 # outcome  A  COMMIT returned success, no WARNING (acknowledged)
@@ -17,11 +19,13 @@
 #          before it wrote ('-' for none): a commit waits only if one is
 # sync_commit  on | off (SET LOCAL repl_ext.synchronous_commit = off)
 # check    for A with sync_commit on and a synchronous follower: right after
-#          COMMIT returned, the txn_id was looked up on the followers
+#          COMMIT returned, the txn_id was looked up on the other nodes
 #          directly (not through the proxies): ok:<node> (found there),
-#          MISSING (both answered, neither has it: an acknowledged commit
-#          that no follower had applied), unknown (a follower did not
-#          answer), or '-' (not checked)
+#          MISSING (all answered, none has it: an acknowledged commit that
+#          no follower had applied), unknown (a node did not answer), or
+#          '-' (not checked)
+# node@epoch  the node the transaction ran on and its epoch then (repl.local_node,
+#          read before the transaction wrote; '?' if it did not get that far)
 #
 # Every transaction increments its client's row of "counter" and inserts
 # its txn_id into "ledger" (primary key), so on any node at any time
@@ -40,14 +44,14 @@ use IPC::Run ();
 use Time::HiRes ();
 
 my %o = (timeout => 180, 'check-prob' => 1.0, 'max-seconds' => 600);
-GetOptions(\%o, 'id=i', 'seed=i', 'leader=s', 'follower=s@', 'ledger=s',
+GetOptions(\%o, 'id=i', 'seed=i', 'leader=s', 'node=s@', 'ledger=s',
 	'stop=s', 'max-seconds=i', 'timeout=i', 'check-prob=f')
   or die "usage";
 my $id = $o{id};
 srand($o{seed});
 my $parent = getppid();
 my $end = Time::HiRes::time() + $o{'max-seconds'};
-my %followers = map { split /=/, $_, 2 } @{ $o{follower} // [] };
+my %nodes = map { split /=/, $_, 2 } @{ $o{node} // [] };
 
 open my $ledger, '>>', $o{ledger} or die "cannot open $o{ledger}: $!";
 $ledger->autoflush(1);
@@ -189,11 +193,11 @@ sub make_txn
 	return (\@sql, $sync_off);
 }
 
-# Is the transaction on a follower?  '1', '0' or undef (no answer).
-sub on_follower
+# Is the transaction on that node?  '1', '0' or undef (no answer).
+sub on_node
 {
 	my ($name, $txn) = @_;
-	my ($rc, $out) = run_psql($followers{$name},
+	my ($rc, $out) = run_psql($nodes{$name},
 		"SELECT count(*) FROM ledger WHERE txn_id = $txn;\n", 10);
 	return undef if $rc != 0;
 	chomp $out;
@@ -209,6 +213,7 @@ while (1)
 	my $script = "BEGIN;\n"
 	  . "SELECT 'SYNC:' || coalesce(string_agg(node_name, ',' ORDER BY node_name), '-')"
 	  . " FROM repl.status WHERE sync_state = 'sync';\n"
+	  . "SELECT 'NODE:' || node_name || '\@' || epoch FROM repl.local_node;\n"
 	  . join('', map { /\\gset$/ ? "$_\n" : "$_;\n" } @$stmts)
 	  . "INSERT INTO ledger VALUES ($txn, $id, $nops);\n"
 	  . "COMMIT;\n\\echo COMMITTED\n";
@@ -218,6 +223,10 @@ while (1)
 	my $ms = int(($t1 - $t0) * 1000);
 	my ($sync) = $out =~ /^SYNC:(\S+)$/m;
 	$sync //= '?';
+	my ($where) = $out =~ /^NODE:(\S+)$/m;
+	$where //= '?';
+	my ($on) = $where =~ /^(.*)\@/;
+	$on //= '';
 	my $outcome;
 	if ($out =~ /^COMMITTED$/m)
 	{
@@ -241,16 +250,16 @@ while (1)
 
 	my $check = '-';
 	if ($outcome eq 'A' && !$sync_off && $sync ne '-' && $sync ne '?'
-		&& %followers && rand() < $o{'check-prob'})
+		&& %nodes && rand() < $o{'check-prob'})
 	{
 		# the follower that held the role first; the role may have moved
-		my @order = ($sync, grep { $_ ne $sync } sort keys %followers);
+		my @order = ($sync, grep { $_ ne $sync && $_ ne $on } sort keys %nodes);
 		my $unknown = 0;
 		$check = 'MISSING';
 		for my $f (@order)
 		{
-			next unless exists $followers{$f};
-			my $r = on_follower($f, $txn);
+			next unless exists $nodes{$f};
+			my $r = on_node($f, $txn);
 			if (!defined $r)
 			{
 				$unknown = 1;
@@ -270,8 +279,8 @@ while (1)
 		($errline) = $err =~ /((?:ERROR|FATAL|WARNING|psql):[^\n]*)/;
 		$errline = defined $errline ? " # $errline" : '';
 	}
-	printf $ledger "%s %s %s %s %s %d %.3f %.3f%s\n", $txn, $outcome, $sync,
-	  ($sync_off ? 'off' : 'on'), $check, $ms, $t0, $t1, $errline;
+	printf $ledger "%s %s %s %s %s %d %.3f %.3f %s%s\n", $txn, $outcome, $sync,
+	  ($sync_off ? 'off' : 'on'), $check, $ms, $t0, $t1, $where, $errline;
 
 	# a failed connection: the leader is restarting; do not spin
 	Time::HiRes::sleep(0.2) if $outcome eq 'U';

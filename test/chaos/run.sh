@@ -2,7 +2,7 @@
 # Run the chaos test (test/t/130_chaos.pl) alone, for as long as you like:
 #
 #   test/chaos/run.sh [seconds] [seed]      e.g. test/chaos/run.sh 1800
-#   CHAOS_CLIENTS=6 CHAOS_LEADER_RESTART=0 test/chaos/run.sh 600 12345
+#   CHAOS_CLIENTS=6 CHAOS_LEADER_RESTART=0 CHAOS_PROMOTE=0 test/chaos/run.sh 600 12345
 #
 # repl_ext must be installed (make install).  The tree is copied to
 # $CHAOS_DIR (default /tmp/repl_ext_chaos, emptied first); as root the copy is
@@ -34,6 +34,7 @@ if [ -n "$seed" ]; then env+=(CHAOS_SEED="$seed"); else env+=(CHAOS_RANDOM_SEED=
 [ -n "${CHAOS_LEADER_RESTART:-}" ] && env+=(CHAOS_LEADER_RESTART="$CHAOS_LEADER_RESTART")
 [ -n "${CHAOS_KINDS:-}" ] && env+=(CHAOS_KINDS="$CHAOS_KINDS")
 [ -n "${CHAOS_RESYNC:-}" ] && env+=(CHAOS_RESYNC="$CHAOS_RESYNC")
+[ -n "${CHAOS_PROMOTE:-}" ] && env+=(CHAOS_PROMOTE="$CHAOS_PROMOTE")
 
 cmd=(make -C "$dir" installcheck REGRESS= ISOLATION= PROVE_TESTS=test/t/130_chaos.pl
 	PROVE_FLAGS="-v -I $dir/test/perl")

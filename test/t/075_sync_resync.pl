@@ -86,8 +86,7 @@ $leader->poll_query_until('postgres',
 	"SELECT state FROM repl.status WHERE node_name = 'f1'", 'paused')
   or die 'f1 is not paused';
 $c = start_commit('INSERT INTO t VALUES (2)');
-# detach f1 first (resync_follower would, and would wait for the lock)
-$f1->safe_psql('postgres', "SELECT repl.follower_detach('leader')");
+# (the copy's transaction on f1 detaches it first, and waits for the lock)
 my $locker = $f1->background_psql('postgres');
 $locker->query_safe('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
 $leader->safe_psql('postgres', "SELECT repl.resync_follower('f1')");
@@ -148,4 +147,30 @@ $leader->safe_psql('postgres', "SELECT repl.resume_follower('f1'), repl.resume_f
 wait_catchup($leader);
 compare_nodes($leader, $f1, 't', 'id');
 compare_nodes($leader, $f2, 't', 'id');
+
+############################################################################
+# 5. a follower waiting for its new copy keeps refusing writes: it used to
+#    be detached by resync_follower at once, took writes, and the copy then
+#    wiped them out without a word
+############################################################################
+# the copy cannot start while the leader cannot cut its tick
+my $ticklock = $leader->background_psql('postgres');
+$ticklock->query_safe('BEGIN; LOCK TABLE repl.tick IN SHARE MODE');
+$leader->safe_psql('postgres', "SELECT repl.resync_follower('f2')");
+$leader->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'tick' AND NOT l.granted")
+  or die 'the copy to f2 does not wait for the tick';
+is($f2->safe_psql('postgres', 'SELECT role, leader_name FROM repl.node_info()'), 'follower|leader',
+	'resync_follower leaves the follower its role until the copy');
+my ($rc, $out, $err) = $f2->psql('postgres', 'INSERT INTO t VALUES (5000)');
+like($err, qr/cannot modify replicated table "t" on a follower/, 'a write on it is refused meanwhile');
+$ticklock->query_safe('COMMIT');
+$ticklock->quit;
+$leader->poll_query_until('postgres', "SELECT state FROM repl.status WHERE node_name = 'f2'", 'streaming')
+  or die 'f2 was never copied again';
+$leader->safe_psql('postgres', 'INSERT INTO t VALUES (5)');
+wait_catchup($leader);
+compare_nodes($leader, $f2, 't', 'id');
+like(slurp_file($f2->logfile), qr/node no longer follows leader "leader"(?s:.*)node "f2" now follows leader "leader"/,
+	'the copy detached and attached it again');
 done_testing();

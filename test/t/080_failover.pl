@@ -155,11 +155,24 @@ like($err, qr/fenced former leader.*\n.*Node "b" leads epoch 2/,
 is($a->safe_psql('postgres', 'SELECT node_name FROM repl.current_leader()'),
 	'b', 'the fenced node names the new leader');
 
+# the copy cannot start while b cannot cut its tick: until it does, a
+# stays fenced (it used to take writes in between, which the copy wiped out)
+my $ticklock = $b->background_psql('postgres');
+$ticklock->query_safe('BEGIN; LOCK TABLE repl.tick IN SHARE MODE');
 my $rejoin = $a->safe_psql('postgres',
 	"SELECT mode || ' ' || (lost_changes > 0) || ' ' || ('public.t' = ANY (lost_tables))"
 	  . " FROM repl.rejoin('" . connstr($b) . "')");
 is($rejoin, 'resync true true',
 	'rejoin reports the changes that never left the old leader and copies it again');
+is($a->safe_psql('postgres', 'SELECT role, leader_name FROM repl.node_info()'), 'fenced|b',
+	'until its copy, the rejoining node stays fenced');
+($rc, $out, $err) = $a->psql('postgres',
+	"SET default_transaction_read_only = off; INSERT INTO t VALUES (5002, 'no')");
+like($err, qr/fenced former leader/, 'and refuses writes');
+is($a->safe_psql('postgres', 'SHOW default_transaction_read_only'), 'on',
+	'its sessions still start read-only');
+$ticklock->query_safe('COMMIT');
+$ticklock->quit;
 $b->poll_query_until('postgres', "SELECT state FROM repl.status WHERE node_name = 'a'",
 	'streaming')
   or die 'a never streamed from b';
@@ -285,5 +298,20 @@ $c->poll_query_until('postgres', "SELECT state FROM repl.status WHERE node_name 
 wait_catchup($c, 'a');
 compare_nodes($c, $a, 't', 'id');
 compare_nodes($c, $a, 'load', 'id');
+
+############################################################################
+# 6. the node that rejoined by a copy leads again (a copy's session used to
+#    leave its old rows of repl.follower_tables behind: promoting it failed
+#    on a duplicate key; found by the chaos test)
+############################################################################
+
+is($a->safe_psql('postgres', 'SELECT count(*) FROM repl.follower_tables'), '0',
+	'the rejoined node kept nothing of its time as leader');
+is($c->safe_psql('postgres', "SELECT repl.switchover('a', '30 s')"), $epoch + 2,
+	'switchover to the node that rejoined by a copy');
+is(role_of($a), 'leader a ' . ($epoch + 2), 'a leads again');
+$a->safe_psql('postgres', "INSERT INTO t VALUES (9500, 'a leads again')");
+wait_catchup($a, 'c');    # b, the leader before, is still down
+compare_nodes($a, $c, 't', 'id');
 
 done_testing();
