@@ -817,53 +817,39 @@ sender_copy(ReplConn *conn, SenderConfig *cfg, bool initial)
 	return true;
 }
 
-/* Does the follower lack a replicated table (added on the leader)? */
-static bool
-sender_tables_missing(void)
+/*
+ * After a change of repl's catalogs: is this follower to be copied again
+ * (repl.resync_follower; or it is gone), and does it lack a replicated table
+ * (added on the leader)?
+ */
+static void
+sender_check_config(bool *recopy, bool *tables_missing)
 {
 	Oid			type = TEXTOID;
 	Datum		value = CStringGetTextDatum(sender_node);
-	bool		missing;
+	bool		isnull;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM repl.replicated_tables t"
-							  " WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
-							  "   WHERE f.node_name OPERATOR(pg_catalog.=) $1"
-							  "     AND f.relid OPERATOR(pg_catalog.=) t.relid)",
-							  1, &type, &value, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read repl.follower_tables");
-	missing = SPI_processed > 0;
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	return missing;
-}
-
-/* Whether this follower is to be copied again (or is gone). */
-static bool
-sender_copy_requested(void)
-{
-	Oid			type = TEXTOID;
-	Datum		value = CStringGetTextDatum(sender_node);
-	bool		copy;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM repl.followers"
-							  " WHERE node_name OPERATOR(pg_catalog.=) $1"
-							  "   AND phase OPERATOR(pg_catalog.=) 'streaming'",
-							  1, &type, &value, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT NOT EXISTS (SELECT 1 FROM repl.followers"
+							  "                    WHERE node_name OPERATOR(pg_catalog.=) $1"
+							  "                      AND phase OPERATOR(pg_catalog.=) 'streaming'),"
+							  "       EXISTS (SELECT 1 FROM repl.replicated_tables t"
+							  "                WHERE NOT EXISTS (SELECT 1 FROM repl.follower_tables f"
+							  "                  WHERE f.node_name OPERATOR(pg_catalog.=) $1"
+							  "                    AND f.relid OPERATOR(pg_catalog.=) t.relid))",
+							  1, &type, &value, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
 		elog(ERROR, "could not read repl.followers");
-	copy = SPI_processed == 0;
+	*recopy = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	*tables_missing = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	return copy;
 }
 
 /*
@@ -992,11 +978,15 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		generation = pg_atomic_read_u32(&repl_shared->config_generation);
 		if (generation != tables_generation)
 		{
+			bool		recopy;
+			bool		missing;
+
 			tables_generation = generation;
+			sender_check_config(&recopy, &missing);
 			/* repl.resync_follower: stop streaming; the copy starts over */
-			if (sender_copy_requested())
+			if (recopy)
 				return;
-			if (sender_tables_missing() && !sender_copy(conn, cfg, false))
+			if (missing && !sender_copy(conn, cfg, false))
 				return;
 		}
 		/*

@@ -19,7 +19,7 @@
 #
 # Promote while the old leader is partitioned: every proxy to and from the
 # leader turns blackhole (the clients still reach it directly); a follower
-# is promoted with repl.promote() (the synchronous one mostly; the other
+# is promoted with repl.promote() (the synchronous one half the time; the other
 # must then take what it lacks from it); the partition holds a little
 # longer while the clients, which list all three nodes with
 # target_session_attrs=read-write (repl_ext.follower_read_only = on), find
@@ -434,7 +434,7 @@ sub promote_partitioned
 	my $sync = try_query($node{$old},
 		"SELECT coalesce(string_agg(node_name, ','), '') FROM repl.status WHERE sync_state = 'sync'", 5) // '';
 	my @f = followers();
-	my $target = $sync =~ /^\w+$/ && rand() < 0.75 ? $sync : $f[ int(rand(@f)) ];
+	my $target = $sync =~ /^\w+$/ && rand() < 0.5 ? $sync : $f[ int(rand(@f)) ];
 	my ($out, $err) = ('', '');
 	my $start = now();
 	my $ok = eval {
