@@ -1814,7 +1814,7 @@ repl_resync_follower(PG_FUNCTION_ARGS)
 	char	   *conninfo;
 	ReplConn   *conn;
 	ReplResult *res;
-	
+
 	repl_check_preloaded();
 	repl_require_role(REPL_ROLE_LEADER, "repl.resync_follower");
 	SPI_connect();

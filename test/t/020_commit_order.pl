@@ -113,6 +113,36 @@ is($f1->safe_psql('postgres', q{
 	  SELECT b.xid FROM apply_audit b WHERE b.k > 1000) x}), '0',
 	'counter bumps and their inserts applied together');
 
+# 7. Every tick's change count (counted in C from the log's indexes when
+#    the tick is cut) is what repl.batch_changes returns for it; a count too
+#    low would let the sender skip a tick that has changes.  f1 is paused so
+#    that the ticks are kept; s1's transaction is in flight across ticks.
+$leader->safe_psql('postgres', "SELECT repl.pause_follower('f1')");
+$s1->query_safe("BEGIN; INSERT INTO t VALUES (2001, 'in flight', 's1')");
+for my $i (1 .. 10)
+{
+	$s2->query_safe("INSERT INTO t VALUES (" . (2100 + $i) . ", 'between', 's2')");
+	$leader->safe_psql('postgres', 'SELECT pg_sleep(0.05)');
+	$s1->query_safe("INSERT INTO t VALUES (" . (2010 + $i) . ", 'in flight', 's1')")
+	  if $i < 10;
+}
+my $before = $leader->safe_psql('postgres', 'SELECT clock_timestamp()');
+$s1->query_safe('COMMIT');
+# the tick with s1's 10 rows
+$leader->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM repl.tick WHERE tick_time > '$before' AND n_changes >= 10")
+  or die 'no tick after the long transaction';
+my $ticks = $leader->safe_psql('postgres', q{
+SELECT count(*) || ' ' || count(*) FILTER (WHERE t.n_changes > 0) || ' '
+       || count(*) FILTER (WHERE t.n_changes <> (SELECT count(*) FROM repl.batch_changes(p.snap, t.snap)))
+  FROM repl.tick t JOIN repl.tick p ON p.tick_id = t.tick_id - 1});
+my ($nticks, $nonempty, $wrong) = split ' ', $ticks;
+ok($nticks >= 10 && $nonempty >= 10, "$nticks ticks kept, $nonempty with changes");
+is($wrong, '0', 'every tick counts exactly the changes of its batch');
+$leader->safe_psql('postgres', "SELECT repl.resume_follower('f1')");
+wait_catchup($leader, 'f1');
+compare_nodes($leader, $f1, 't', 'k');
+
 $s1->quit;
 $s2->quit;
 $_->stop for ($leader, $f1);
