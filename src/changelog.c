@@ -49,7 +49,6 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
-#include "parser/parse_relation.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -104,6 +103,28 @@ logcat_invalidate(Datum arg, Oid relid)
 			logcat.valid = false;
 }
 
+/* The log tables' columns are where LOG_ATT_* say (scan_batch_changes). */
+static void
+check_log_columns(Oid relid)
+{
+	static const char *const names[] = {"seq", "txid", "relid", "op", "data"};
+	static const Oid types[] = {INT8OID, XID8OID, OIDOID, CHAROID, BYTEAOID};
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < (int) lengthof(names); i++)
+	{
+		Form_pg_attribute att = i < desc->natts ? TupleDescAttr(desc, i) : NULL;
+
+		if (att == NULL || att->attisdropped ||
+			strcmp(NameStr(att->attname), names[i]) != 0 || att->atttypid != types[i])
+			elog(ERROR, "replication log table %s: column %d is not \"%s\"",
+				 RelationGetRelationName(rel), i + 1, names[i]);
+	}
+	table_close(rel, AccessShareLock);
+}
+
 static void
 logcat_load(void)
 {
@@ -133,6 +154,7 @@ logcat_load(void)
 		idx = index_open(logcat.logidx[i], AccessShareLock);
 		logcat.indexinfo[i] = BuildIndexInfo(idx);
 		index_close(idx, AccessShareLock);
+		check_log_columns(logcat.log[i]);
 	}
 	MemoryContextSwitchTo(old);
 	logcat.valid = true;
@@ -343,6 +365,20 @@ typedef struct ReplPgSnapshot
 	FullTransactionId xip[FLEXIBLE_ARRAY_MEMBER];
 } ReplPgSnapshot;
 
+/*
+ * Ticks with at most this many changes are read by scan_batch_changes in C
+ * (their rows sorted in memory); bigger ones by the SQL function, whose
+ * executor start-up no longer matters and which sorts within work_mem.
+ */
+#define SMALL_TICK_CHANGES	1000
+
+/* Columns of repl.log and its children (sql/repl_ext--1.0.sql). */
+#define LOG_ATT_SEQ		1
+#define LOG_ATT_TXID	2
+#define LOG_ATT_RELID	3
+#define LOG_ATT_OP		4
+#define LOG_ATT_DATA	5
+
 /* pg_visible_in_snapshot() */
 static bool
 fxid_visible_in(FullTransactionId x, const ReplPgSnapshot *snap)
@@ -359,21 +395,24 @@ fxid_visible_in(FullTransactionId x, const ReplPgSnapshot *snap)
 	return true;
 }
 
+/* Called by scan_batch_changes for each row of the batch, in no order. */
+typedef void (*BatchRowFn) (TupleTableSlot *slot, void *arg);
+
 /*
- * The number of rows repl.batch_changes(from, to) returns, counted straight
- * from the log tables' txid indexes with the active snapshot, which must be
- * at least as new as "to".  Same predicate: transactions from from's xmax up
- * to to's xmax that to sees, and those in flight at from that to sees.
- * The SQL count it replaces spent most of a tick's time starting up its
- * executor (perf: two thirds of the supervisor's CPU per synchronous commit).
+ * Walk the rows repl.batch_changes(from, to) returns, straight from the log
+ * tables' txid indexes with the active snapshot, which must be at least as
+ * new as "to".  Same predicate: transactions from from's xmax up to to's
+ * xmax that to sees, and those in flight at from that to sees.  Cheaper
+ * than the SQL function for small batches: starting the executor for it
+ * took most of a tick's time (perf: two thirds of the supervisor's CPU per
+ * synchronous commit, and the bulk of the sender's).
  */
-static int64
-count_batch_changes(Datum from_datum, Datum to_datum)
+static void
+scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg)
 {
 	ReplPgSnapshot *from = (ReplPgSnapshot *) PG_DETOAST_DATUM(from_datum);
 	ReplPgSnapshot *to = (ReplPgSnapshot *) PG_DETOAST_DATUM(to_datum);
 	bool		have_range = FullTransactionIdPrecedes(from->xmax, to->xmax);
-	int64		n = 0;
 	int			i;
 
 	if (!logcat.valid)
@@ -383,15 +422,10 @@ count_batch_changes(Datum from_datum, Datum to_datum)
 		Relation	heap = table_open(logcat.log[i], AccessShareLock);
 		Relation	index = index_open(logcat.logidx[i], AccessShareLock);
 		TupleTableSlot *slot = table_slot_create(heap, NULL);
-		AttrNumber	txid_att = attnameAttNum(heap, "txid", false);
 		ScanKeyData keys[2];
 		IndexScanDesc scan;
 		uint32		j;
 
-		if (txid_att == InvalidAttrNumber ||
-			TupleDescAttr(RelationGetDescr(heap), txid_att - 1)->atttypid != XID8OID)
-			elog(ERROR, "replication log table %s has no xid8 column \"txid\"",
-				 RelationGetRelationName(heap));
 		if (have_range)
 		{
 			ScanKeyInit(&keys[0], 1, BTGreaterEqualStrategyNumber, F_XID8GE,
@@ -403,10 +437,10 @@ count_batch_changes(Datum from_datum, Datum to_datum)
 			while (index_getnext_slot(scan, ForwardScanDirection, slot))
 			{
 				bool		isnull;
-				Datum		d = slot_getattr(slot, txid_att, &isnull);
+				Datum		d = slot_getattr(slot, LOG_ATT_TXID, &isnull);
 
 				if (!isnull && fxid_visible_in(DatumGetFullTransactionId(d), to))
-					n++;
+					fn(slot, arg);
 			}
 			index_endscan(scan);
 		}
@@ -419,7 +453,7 @@ count_batch_changes(Datum from_datum, Datum to_datum)
 			scan = index_beginscan(heap, index, GetActiveSnapshot(), 1, 0);
 			index_rescan(scan, keys, 1, NULL, 0);
 			while (index_getnext_slot(scan, ForwardScanDirection, slot))
-				n++;
+				fn(slot, arg);
 			index_endscan(scan);
 		}
 		ExecDropSingleTupleTableSlot(slot);
@@ -427,7 +461,48 @@ count_batch_changes(Datum from_datum, Datum to_datum)
 		index_close(index, NoLock);
 		table_close(heap, NoLock);
 	}
+}
+
+static void
+count_row(TupleTableSlot *slot, void *arg)
+{
+	(*(int64 *) arg)++;
+}
+
+/* The number of rows repl.batch_changes(from, to) returns. */
+static int64
+count_batch_changes(Datum from_datum, Datum to_datum)
+{
+	int64		n = 0;
+
+	scan_batch_changes(from_datum, to_datum, count_row, &n);
 	return n;
+}
+
+/* The rows of a batch, collected to be put in log order. */
+typedef struct BatchRows
+{
+	HeapTuple  *rows;
+	int64	   *seqs;
+	int			n;
+	int			size;
+} BatchRows;
+
+static void
+collect_row(TupleTableSlot *slot, void *arg)
+{
+	BatchRows  *br = (BatchRows *) arg;
+	bool		isnull;
+
+	if (br->n == br->size)
+	{
+		br->size *= 2;
+		br->rows = repalloc(br->rows, sizeof(HeapTuple) * br->size);
+		br->seqs = repalloc(br->seqs, sizeof(int64) * br->size);
+	}
+	br->seqs[br->n] = DatumGetInt64(slot_getattr(slot, LOG_ATT_SEQ, &isnull));
+	br->rows[br->n] = ExecCopySlotHeapTuple(slot);
+	br->n++;
 }
 
 /*
@@ -656,10 +731,87 @@ append_sequences(BatchRels *rels, StringInfo changes, MemoryContext outcxt)
  * values, then the tick's marker.  Needs SPI.  Returns the number of
  * changes.
  */
+/* Append one logged change to the batch being built. */
+static void
+put_change(Oid relid, char op, Datum datad, bool isnull, MemoryContext outcxt,
+		   BatchRels *rels, StringInfo changes)
+{
+	StringInfoData data = {0};
+	MemoryContext old;
+	int			relidx;
+
+	if (!isnull)
+	{
+		bytea	   *b = DatumGetByteaPP(datad);
+
+		data.data = VARDATA_ANY(b);
+		data.len = VARSIZE_ANY_EXHDR(b);
+	}
+	old = MemoryContextSwitchTo(outcxt);
+	/* a DDL record belongs to no relation */
+	relidx = op == REPL_OP_DDL ? -1 : batch_rel_index(rels, relid, op, &data);
+	repl_proto_put_change(changes, relidx, op, data.data, data.len);
+	MemoryContextSwitchTo(old);
+}
+
+static int
+cmp_seq(const void *a, const void *b)
+{
+	int64		x = **(const int64 *const *) a;
+	int64		y = **(const int64 *const *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The changes of a small tick read by scan_batch_changes, put in log
+ * order; the same rows the SQL query below returns.
+ */
+static int
+read_small_tick(Datum from_snap, Datum to_snap, MemoryContext outcxt,
+				BatchRels *rels, StringInfo changes)
+{
+	BatchRows	br;
+	int64	  **order;
+	Relation	log;
+	TupleDesc	desc;
+	int			i;
+
+	br.n = 0;
+	br.size = 16;
+	br.rows = palloc(sizeof(HeapTuple) * br.size);
+	br.seqs = palloc(sizeof(int64) * br.size);
+	/* the caller's snapshot sees the tick, so every transaction to_snap sees */
+	scan_batch_changes(from_snap, to_snap, collect_row, &br);
+	order = palloc(sizeof(int64 *) * Max(br.n, 1));
+	for (i = 0; i < br.n; i++)
+		order[i] = &br.seqs[i];
+	qsort(order, br.n, sizeof(int64 *), cmp_seq);
+	/* every log table has the same columns (check_log_columns) */
+	log = table_open(logcat.log[0], AccessShareLock);
+	desc = RelationGetDescr(log);
+	for (i = 0; i < br.n; i++)
+	{
+		HeapTuple	t = br.rows[order[i] - br.seqs];
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(heap_getattr(t, LOG_ATT_RELID, desc, &isnull));
+		char		op = DatumGetChar(heap_getattr(t, LOG_ATT_OP, desc, &isnull));
+		Datum		datad = heap_getattr(t, LOG_ATT_DATA, desc, &isnull);
+
+		put_change(relid, op, datad, isnull, outcxt, rels, changes);
+		heap_freetuple(t);
+	}
+	table_close(log, NoLock);
+	pfree(order);
+	pfree(br.rows);
+	pfree(br.seqs);
+	return br.n;
+}
+
 static int
 read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
-				  const char *node_name, int64 from_tick, int64 tick_id,
-				  TimestampTz tick_time, bool with_sequences,
+				  int64 expected, const char *node_name, int64 from_tick,
+				  int64 tick_id, TimestampTz tick_time, bool with_sequences,
 				  MemoryContext outcxt, BatchRels *rels, StringInfo changes)
 {
 	static SPIPlanPtr batch_plan = NULL;
@@ -674,6 +826,11 @@ read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 	bool		isnull;
 	MemoryContext old;
 
+	if (!filtered && expected <= SMALL_TICK_CHANGES)
+	{
+		nchanges = read_small_tick(from_snap, to_snap, outcxt, rels, changes);
+		goto tick_end;
+	}
 	argtypes[0] = snaptype;
 	argtypes[1] = snaptype;
 	argtypes[2] = TEXTOID;
@@ -711,27 +868,14 @@ read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 			Oid			relid = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
 			char		op = DatumGetChar(SPI_getbinval(t, d, 2, &isnull));
 			Datum		datad = SPI_getbinval(t, d, 3, &isnull);
-			StringInfoData data = {0};
-			bytea	   *b = NULL;
-			int			relidx;
 
-			if (!isnull)
-			{
-				b = DatumGetByteaPP(datad);
-				data.data = VARDATA_ANY(b);
-				data.len = VARSIZE_ANY_EXHDR(b);
-			}
-			old = MemoryContextSwitchTo(outcxt);
-			/* a DDL record belongs to no relation */
-			relidx = op == REPL_OP_DDL ? -1 :
-				batch_rel_index(rels, relid, op, &data);
-			repl_proto_put_change(changes, relidx, op, data.data, data.len);
-			MemoryContextSwitchTo(old);
+			put_change(relid, op, datad, isnull, outcxt, rels, changes);
 			nchanges++;
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
+tick_end:
 	if (with_sequences)
 		nchanges += append_sequences(rels, changes, outcxt);
 	old = MemoryContextSwitchTo(outcxt);
@@ -886,6 +1030,7 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 			continue;
 		}
 		nchanges += read_tick_changes(snaps[i - 1], snaps[i], filtered,
+									  tick_counts[i],
 									  node_name, from_tick, tick_ids[i],
 									  tick_times[i], with_sequences, outcxt,
 									  &rels, &changes);

@@ -19,9 +19,10 @@
 #
 # Promote while the old leader is partitioned: every proxy to and from the
 # leader turns blackhole (the clients still reach it directly); a follower
-# is promoted with repl.promote() (the synchronous one half the time; the other
-# must then take what it lacks from it); the partition holds a little
-# longer while the clients, which list all three nodes with
+# is promoted with repl.promote() (by turns the asynchronous one, which
+# must first take what it lacks from the synchronous one, and the
+# synchronous one); the partition holds a little longer while the
+# clients, which list all three nodes with
 # target_session_attrs=read-write (repl_ext.follower_read_only = on), find
 # the new leader; then it heals, the old leader is fenced at its first
 # contact and repl.rejoin() makes it a follower of the new one.  Commits
@@ -433,8 +434,12 @@ sub promote_partitioned
 	Time::HiRes::sleep(0.3);
 	my $sync = try_query($node{$old},
 		"SELECT coalesce(string_agg(node_name, ','), '') FROM repl.status WHERE sync_state = 'sync'", 5) // '';
+	# by turns: the asynchronous follower (which must first take from the
+	# synchronous one what it lacks), then the synchronous one
 	my @f = followers();
-	my $target = $sync =~ /^\w+$/ && rand() < 0.5 ? $sync : $f[ int(rand(@f)) ];
+	my ($other) = grep { $_ ne $sync } @f;
+	my $target = @promotes % 2 == 0 && defined $other ? $other
+	  : $sync =~ /^\w+$/ ? $sync : $f[ int(rand(@f)) ];
 	my ($out, $err) = ('', '');
 	my $start = now();
 	my $ok = eval {
