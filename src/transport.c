@@ -616,6 +616,14 @@ repl_result_raise(ReplResult *res, const char *node_name)
 {
 	int			code = ERRCODE_CONNECTION_FAILURE;
 
+	/* no SQLSTATE: the connection failed, not the command */
+	if (!res->sqlstate[0])
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lost the connection to node \"%s\"", node_name),
+				 errdetail_internal("%s", res->message),
+				 errhint("Nothing was changed on this node; call the function again once \"%s\" answers.",
+						 node_name)));
 	if (res->sqlstate[0])
 		code = MAKE_SQLSTATE(res->sqlstate[0], res->sqlstate[1],
 							 res->sqlstate[2], res->sqlstate[3],

@@ -829,8 +829,9 @@ for my $n (@names)
 		if ($line =~ /\b(ERROR|PANIC):\s+(.*)/)
 		{
 			next if $1 eq 'ERROR' && $line =~ $client_error;
-			# repl.resync_follower or repl.rejoin meeting a network fault
-			next if $1 eq 'ERROR' && $line =~ / chaos_admin ERROR:  could not (?:connect to|read the role of) (?:follower|the leader)/;
+			# repl.resync_follower or repl.rejoin meeting a network fault or
+			# a crash of the other node (called again a second later)
+			next if $1 eq 'ERROR' && $line =~ / chaos_admin ERROR:  (?:could not (?:connect to|read the role of) (?:follower|the leader)|lost the connection to node)/;
 			push @bad, $line;
 		}
 		elsif ($line =~ /terminated by signal (\d+)/ && $1 != 9)
