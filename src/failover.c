@@ -938,6 +938,20 @@ claim_epoch_everywhere(List *nodes, int64 epoch)
 }
 
 /*
+ * The answer of claim_epoch and request_vote: (granted, reason, ...); the
+ * columns after the first two are the caller's, already in values/nulls.
+ */
+static Datum
+vote_answer(TupleDesc desc, const char *reason, Datum *values, bool *nulls)
+{
+	values[0] = BoolGetDatum(reason == NULL);
+	nulls[0] = false;
+	values[1] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[1] = reason == NULL;
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+}
+
+/*
  * repl.claim_epoch(candidate text, epoch bigint) returns (granted boolean,
  *		reason text, seen_epoch bigint)
  *		repl.promote on candidate asks this node for epoch.  Granted (and
@@ -1010,14 +1024,9 @@ repl_claim_epoch(PG_FUNCTION_ARGS)
 						node->node_name, epoch, candidate)));
 	}
 	SPI_finish();
-	values[0] = BoolGetDatum(reason == NULL);
-	if (reason)
-		values[1] = CStringGetTextDatum(reason);
-	else
-		nulls[1] = true;
 	if (nulls[2])
 		values[2] = (Datum) 0;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	PG_RETURN_DATUM(vote_answer(desc, reason, values, nulls));
 }
 
 /*
@@ -1972,12 +1981,7 @@ repl_request_vote(PG_FUNCTION_ARGS)
 						node->node_name, candidate, epoch)));
 	}
 	SPI_finish();
-	values[0] = BoolGetDatum(reason == NULL);
-	if (reason)
-		values[1] = CStringGetTextDatum(reason);
-	else
-		nulls[1] = true;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	PG_RETURN_DATUM(vote_answer(desc, reason, values, nulls));
 }
 
 /* Transaction wrapper for the supervisor. */
