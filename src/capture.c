@@ -519,37 +519,46 @@ repl_replicated_table_names(MemoryContext cxt)
 	return result;
 }
 
+typedef struct RelidsScan
+{
+	AttrNumber	relid_att;
+	MemoryContext cxt;
+	List	   *result;
+} RelidsScan;
+
+static bool
+collect_relid(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	RelidsScan *rs = (RelidsScan *) arg;
+	bool		isnull;
+	Datum		d;
+	MemoryContext oldcxt;
+
+	if (rs->relid_att == InvalidAttrNumber)
+		rs->relid_att = repl_catalog_attnum(desc, "relid");
+	d = heap_getattr(tup, rs->relid_att, desc, &isnull);
+	oldcxt = MemoryContextSwitchTo(rs->cxt);
+
+	rs->result = lappend_oid(rs->result, DatumGetObjectId(d));
+	MemoryContextSwitchTo(oldcxt);
+	return true;
+}
+
 /*
  * repl_replicated_relids
  *		OIDs of every replicated table, as an OID list allocated in cxt.  The
- *		caller is connected to SPI.
+ *		caller has an active snapshot.
  */
 List *
 repl_replicated_relids(MemoryContext cxt)
 {
-	static SPIPlanPtr plan = NULL;
-	List	   *result = NIL;
-	MemoryContext oldcxt;
-	int			rc;
-	uint64		i;
+	RelidsScan	rs;
 
-	rc = SPI_execute_plan(repl_kept_plan(&plan,
-										 "SELECT relid FROM repl.replicated_tables",
-										 0, NULL, 0),
-						  NULL, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(rc));
-	oldcxt = MemoryContextSwitchTo(cxt);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-
-		result = lappend_oid(result, DatumGetObjectId(d));
-	}
-	MemoryContextSwitchTo(oldcxt);
-	return result;
+	rs.relid_att = InvalidAttrNumber;
+	rs.cxt = cxt;
+	rs.result = NIL;
+	repl_catalog_scan("replicated_tables", collect_relid, &rs);
+	return rs.result;
 }
 
 /*

@@ -16,10 +16,17 @@
  * transactions visible in B's snapshot but not in A's (SQL function
  * repl.batch_changes, the one definition of a batch): whole transactions,
  * in commit order between batches, never one still in flight.  A long
- * transaction delays only itself.  Before a tick commits, WAL is flushed up
- * to the end of the tick's own row, which lies after the commit record of
- * every transaction the tick's snapshot sees: with synchronous_commit = off
- * a follower can never get a transaction the leader could still lose.
+ * transaction delays only itself.  The end of the tick's own row lies after
+ * the commit record of every transaction the tick's snapshot sees; no
+ * follower commits a tick before the leader's WAL is flushed that far, so
+ * (even with synchronous_commit = off) a follower never holds a transaction
+ * the leader could still lose.  Ticks cut for a copy or by a new leader are
+ * flushed before they become visible.  The supervisor's ticks, which every
+ * synchronous commit waits for, are not: it commits them without waiting
+ * and flushes right after, while the senders read and ship them; a sender
+ * sends a batch without its Sync and lets the follower commit it only after
+ * its own flush up to the WAL end it saw after reading the batch (worker.c).
+ * The flush thus overlaps the network and the follower's apply.
  *
  * Rotation.  Triggers write to repl.log_N, N = shared cur_log.  Every
  * repl_ext.log_rotate_interval the supervisor moves to the next table (which
@@ -379,6 +386,16 @@ typedef struct ReplPgSnapshot
 #define LOG_ATT_OP		4
 #define LOG_ATT_DATA	5
 
+/* A batch reads at most this many ticks, its start included. */
+#define MAX_BATCH_TICKS		1000
+
+/* Columns of repl.tick. */
+#define TICK_ATT_ID		1
+#define TICK_ATT_SNAP	2
+#define TICK_ATT_TIME	3
+#define TICK_ATT_N_CHANGES	4
+static const char *const tick_columns[] = {"tick_id", "snap", "tick_time", "n_changes"};
+
 /* pg_visible_in_snapshot() */
 static bool
 fxid_visible_in(FullTransactionId x, const ReplPgSnapshot *snap)
@@ -505,6 +522,21 @@ collect_row(TupleTableSlot *slot, void *arg)
 	br->n++;
 }
 
+/* Open repl.tick, checking that it has the columns TICK_ATT_* name. */
+static Relation
+open_ticks(LOCKMODE lockmode)
+{
+	Relation	rel = table_open(repl_catalog_relid("tick"), lockmode);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < (int) lengthof(tick_columns); i++)
+		if (desc->natts != (int) lengthof(tick_columns) ||
+			strcmp(NameStr(TupleDescAttr(desc, i)->attname), tick_columns[i]) != 0)
+			elog(ERROR, "repl.tick does not have the columns of this version of repl_ext");
+	return rel;
+}
+
 /*
  * repl_cut_tick
  *		Record a new tick; returns its id.  Runs in the caller's transaction,
@@ -516,66 +548,90 @@ collect_row(TupleTableSlot *slot, void *arg)
  *		snapshot another session took after this transaction locked
  *		repl.tick (see repl_lock_ticks): the copy for a new follower makes its
  *		snapshot a tick that way, so the follower starts exactly there.
+ *
+ *		ship_unflushed: the caller (the supervisor) commits the tick without
+ *		waiting for its WAL flush, and only senders read it before it is
+ *		flushed, which let no follower commit it before they have flushed
+ *		it themselves (see file header).  Otherwise the tick is durable
+ *		before it becomes visible.
  */
 int64
-repl_cut_tick(const char *snapshot)
+repl_cut_tick(const char *snapshot, bool ship_unflushed)
 {
-	static SPIPlanPtr last_plan = NULL;
-	static SPIPlanPtr insert_plan = NULL;
+	Relation	rel;
+	Relation	idx;
+	TupleDesc	desc;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	Snapshot	latest;
 	int64		tick_id = 1;
 	Datum		prev_snap;
-	Datum		snap;
-	Datum		args[3];
-	Oid			argtypes[3] = {INT8OID, PG_SNAPSHOTOID, INT8OID};
+	Datum	   *values;
+	bool	   *nulls;
+	HeapTuple	tup;
 	bool		isnull;
 
+	/*
+	 * Plain heap and index access, as the capture trigger's: this runs for
+	 * every tick, and SQL took half of it.
+	 */
 	repl_lock_ticks();
-	SPI_connect();
-	spi_check(SPI_execute_plan(repl_kept_plan(&last_plan,
-											  "SELECT tick_id, snap FROM repl.tick"
-											  " ORDER BY tick_id DESC LIMIT 1",
-											  0, NULL, 0),
-							   NULL, NULL, true, 1),
-			  SPI_OK_SELECT, "last tick");
-	if (SPI_processed == 1)
+	rel = open_ticks(RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	idx = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+
+	/* the last tick, with a snapshot taken after the lock */
+	latest = RegisterSnapshot(GetLatestSnapshot());
+	scan = index_beginscan(rel, idx, latest, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
-		tick_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull)) + 1;
-		prev_snap = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-								  2, &isnull);
+		tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
+		prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
 	}
 	else
 		prev_snap = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum("1:1:"));
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(latest);
+
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc0(sizeof(bool) * desc->natts);
+	values[TICK_ATT_ID - 1] = Int64GetDatum(tick_id);
+	values[TICK_ATT_TIME - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	/*
 	 * A snapshot taken after the lock: the tick's own (or as new as the
 	 * given one), and the one the log is counted with.
 	 */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	snap = snapshot == NULL ? DirectFunctionCall1(pg_current_snapshot, (Datum) 0) :
+	values[TICK_ATT_SNAP - 1] = snapshot == NULL ?
+		DirectFunctionCall1(pg_current_snapshot, (Datum) 0) :
 		DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(snapshot));
-	args[0] = Int64GetDatum(tick_id);
-	args[1] = snap;
-	args[2] = Int64GetDatum(count_batch_changes(prev_snap, snap));
+	values[TICK_ATT_N_CHANGES - 1] =
+		Int64GetDatum(count_batch_changes(prev_snap, values[TICK_ATT_SNAP - 1]));
 	PopActiveSnapshot();
-	spi_check(SPI_execute_plan(repl_kept_plan(&insert_plan,
-											  "INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)"
-											  " VALUES ($1, $2, pg_catalog.clock_timestamp(), $3)",
-											  3, argtypes, 0),
-							   args, NULL, false, 0),
-			  SPI_OK_INSERT, "tick insert");
-	SPI_finish();
+
+	tup = heap_form_tuple(desc, values, nulls);
+	simple_heap_insert(rel, tup);
+	index_insert(idx, &values[TICK_ATT_ID - 1], &nulls[TICK_ATT_ID - 1],
+				 &tup->t_self, rel, UNIQUE_CHECK_YES, false, BuildIndexInfo(idx));
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+	heap_freetuple(tup);
+	CommandCounterIncrement();
 
 	/*
-	 * See file header: the tick's transactions must be durable first.  Our
-	 * own insert above came after the snapshot, so its end lies after the
-	 * commit record of every transaction the snapshot sees.  A synchronous
-	 * commit of this transaction flushes that far before the tick becomes
-	 * visible (RecordTransactionCommit), so only an asynchronous one needs
-	 * the flush here; sparing it saves one WAL flush per tick, which every
-	 * synchronous commit waits for.
+	 * See file header: the tick's transactions must be durable before a
+	 * follower can commit them.  Our own insert above came after the
+	 * snapshot, so its end lies after the commit record of every
+	 * transaction the snapshot sees.  A synchronous commit of this
+	 * transaction flushes that far before the tick becomes visible
+	 * (RecordTransactionCommit), so only an asynchronous one needs the
+	 * flush here, unless its readers flush themselves.
 	 */
-	if (synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
+	if (!ship_unflushed && synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
 		XLogFlush(XactLastRecEnd);
 	return tick_id;
 }
@@ -679,6 +735,45 @@ batch_rel_index(BatchRels *rels, Oid relid, char op, StringInfo data)
 	return rels->n++;
 }
 
+/* Looks for a table copied to node_name at a tick after from_tick. */
+typedef struct FilterLookup
+{
+	AttrNumber	node_att;
+	AttrNumber	tick_att;
+	const char *node_name;
+	int64		from_tick;
+	bool		found;
+} FilterLookup;
+
+static bool
+find_newer_copy(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	FilterLookup *fl = (FilterLookup *) arg;
+	bool		isnull;
+	Datum		node;
+
+	if (fl->node_att == InvalidAttrNumber)
+	{
+		fl->node_att = repl_catalog_attnum(desc, "node_name");
+		fl->tick_att = repl_catalog_attnum(desc, "sync_tick");
+	}
+	node = heap_getattr(tup, fl->node_att, desc, &isnull);
+	if (isnull || strcmp(TextDatumGetCString(node), fl->node_name) != 0)
+		return true;
+	if (DatumGetInt64(heap_getattr(tup, fl->tick_att, desc, &isnull)) <= fl->from_tick)
+		return true;
+	fl->found = true;
+	return false;
+}
+
+/* Stops at the first row: the table has one. */
+static bool
+found_row(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	*(bool *) arg = true;
+	return false;
+}
+
 /*
  * Append a sequence record for each sequence of repl.replicated_sequences
  * that has been used.  Read after the tick's snapshot was taken, each value
@@ -693,9 +788,14 @@ append_sequences(BatchRels *rels, StringInfo changes, MemoryContext outcxt)
 	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
 	uint64		i;
 	int			n = 0;
+	bool		any = false;
 
 	/* the catalog arrived with 1.4: a library newer than the extension */
 	if (!OidIsValid(get_relname_relid("replicated_sequences", nsp)))
+		return 0;
+	/* the usual case, no replicated sequence, without SQL */
+	repl_catalog_scan("replicated_sequences", found_row, &any);
+	if (!any)
 		return 0;
 	spi_check(SPI_execute_plan(repl_kept_plan(&plan,
 											  "SELECT s.relid, pg_catalog.pg_sequence_last_value(s.relid)"
@@ -900,8 +1000,6 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 				int64 epoch, const char *node_name, MemoryContext outcxt,
 				ReplBatch *batch)
 {
-	Datum		args[4];
-	Oid			argtypes[4];
 	Datum	   *snaps;
 	int64	   *tick_ids;
 	TimestampTz *tick_times;
@@ -915,28 +1013,50 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 	BatchRels	rels;
 	ReplBatchHeader hdr;
 	int			nchanges = 0;
-	static SPIPlanPtr tick_plan = NULL;
-	static SPIPlanPtr filter_lookup_plan = NULL;
+	Relation	rel;
+	Relation	idx;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
 
-	SPI_connect();
-	args[0] = Int64GetDatum(from_tick);
-	argtypes[0] = INT8OID;
-	spi_check(SPI_execute_plan(repl_kept_plan(&tick_plan,
-											  "SELECT tick_id, snap, tick_time, n_changes"
-											  "  FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.>=) $1"
-											  " ORDER BY tick_id LIMIT 1000",
-											  1, argtypes, 0),
-							   args, NULL, true, 0),
-			  SPI_OK_SELECT, "tick scan");
-	if (SPI_processed == 0 ||
-		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-									SPI_tuptable->tupdesc, 1, &isnull)) != from_tick)
+	/* the ticks of this batch, with their snapshots copied out */
+	snaps = palloc(sizeof(Datum) * MAX_BATCH_TICKS);
+	tick_ids = palloc(sizeof(int64) * MAX_BATCH_TICKS);
+	tick_times = palloc(sizeof(TimestampTz) * MAX_BATCH_TICKS);
+	tick_counts = palloc(sizeof(int64) * MAX_BATCH_TICKS);
+	rel = open_ticks(AccessShareLock);
+	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(from_tick));
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	while (nticks < MAX_BATCH_TICKS &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		bool		found;
+		int64		id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull));
+		int64		n = DatumGetInt64(slot_getattr(slot, TICK_ATT_N_CHANGES, &isnull));
 
-		SPI_finish();
-		found = repl_read_retained(from_tick, leader_name, epoch, outcxt, batch);
-		if (!found)
+		if (nticks == 0 && id != from_tick)
+			break;
+		if (nticks > 1 && total + n > max_changes)
+			break;
+		if (nticks > 0)
+			total += n;
+		tick_counts[nticks] = n;
+		tick_ids[nticks] = id;
+		tick_times[nticks] = DatumGetTimestampTz(slot_getattr(slot, TICK_ATT_TIME, &isnull));
+		snaps[nticks] = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
+		nticks++;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	if (nticks == 0)
+	{
+		if (!repl_read_retained(from_tick, leader_name, epoch, outcxt, batch))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("position %lld is no longer in the replication log",
@@ -944,33 +1064,9 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 					 errhint("The follower must be re-synchronised.")));
 		return true;
 	}
-	if (SPI_processed == 1)
-	{
-		SPI_finish();
+	if (nticks == 1)
 		return false;
-	}
-
-	/* the ticks of this batch, with their snapshots copied out */
-	snaps = palloc(sizeof(Datum) * SPI_processed);
-	tick_ids = palloc(sizeof(int64) * SPI_processed);
-	tick_times = palloc(sizeof(TimestampTz) * SPI_processed);
-	tick_counts = palloc(sizeof(int64) * SPI_processed);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		int64		n = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-
-		if (i > 1 && total + n > max_changes)
-			break;
-		if (i > 0)
-			total += n;
-		tick_counts[i] = n;
-		tick_ids[i] = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
-		tick_times[i] = DatumGetTimestampTz(SPI_getbinval(t, d, 3, &isnull));
-		snaps[i] = datumCopy(SPI_getbinval(t, d, 2, &isnull), false, -1);
-		nticks++;
-	}
+	SPI_connect();
 	batch->from_tick = from_tick;
 	batch->to_tick = tick_ids[nticks - 1];
 	batch->to_tick_time = tick_times[nticks - 1];
@@ -994,18 +1090,14 @@ repl_read_batch(int64 from_tick, int64 max_changes, const char *leader_name,
 		 * their changes from transactions that snapshot sees are in the copy
 		 * already (see repl.follower_tables).
 		 */
-		argtypes[0] = TEXTOID;
-		argtypes[1] = INT8OID;
-		args[0] = CStringGetTextDatum(node_name);
-		args[1] = Int64GetDatum(from_tick);
-		spi_check(SPI_execute_plan(repl_kept_plan(&filter_lookup_plan,
-												  "SELECT 1 FROM repl.follower_tables"
-												  " WHERE node_name OPERATOR(pg_catalog.=) $1"
-												  "   AND sync_tick OPERATOR(pg_catalog.>) $2 LIMIT 1",
-												  2, argtypes, 0),
-								   args, NULL, true, 1),
-				  SPI_OK_SELECT, "copy filter lookup");
-		filtered = SPI_processed > 0;
+		FilterLookup fl;
+
+		fl.node_att = InvalidAttrNumber;
+		fl.node_name = node_name;
+		fl.from_tick = from_tick;
+		fl.found = false;
+		repl_catalog_scan("follower_tables", find_newer_copy, &fl);
+		filtered = fl.found;
 	}
 
 	/*

@@ -27,7 +27,7 @@ extern SPIPlanPtr repl_kept_plan(SPIPlanPtr *cache, const char *sql,
 								 int nargs, Oid *argtypes, int cursor_options);
 extern void repl_log_write(Oid relid, char op, const char *data, int len);
 extern uint64 repl_log_rows_written(void);
-extern int64 repl_cut_tick(const char *snapshot);
+extern int64 repl_cut_tick(const char *snapshot, bool ship_unflushed);
 extern void repl_lock_ticks(void);
 extern int64 repl_latest_tick(void);
 extern bool repl_read_batch(int64 from_tick, int64 max_changes,

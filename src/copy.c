@@ -265,7 +265,7 @@ cut_copy_tick(ReplConn *snapconn, MemoryContext cxt, char **snapshot_name,
 	}
 	*snapshot_name = MemoryContextStrdup(cxt, repl_result_value(res, 0, 0));
 	*snapshot = MemoryContextStrdup(cxt, repl_result_value(res, 0, 1));
-	tick = repl_cut_tick(*snapshot);
+	tick = repl_cut_tick(*snapshot, false);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);

@@ -84,17 +84,95 @@ local_node_invalidate(Datum arg, Oid relid)
 
 /*
  * repl_catalog_relid
- *		OID of table repl.<relname>.
+ *		OID of table repl.<relname>.  Kept per backend (apply and the
+ *		senders look up several tables for every batch) until a relcache
+ *		invalidation names one of them or all: dropping the extension does.
  */
+#define CATALOG_CACHE_SIZE	16
+
+static struct
+{
+	char		name[NAMEDATALEN];
+	Oid			relid;
+}			catalog_cache[CATALOG_CACHE_SIZE];
+static int	catalog_cache_n = 0;
+static bool catalog_cache_registered = false;
+
+static void
+catalog_cache_invalidate(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < catalog_cache_n; i++)
+		if (relid == InvalidOid || catalog_cache[i].relid == relid)
+			catalog_cache_n = 0;
+}
+
 Oid
 repl_catalog_relid(const char *relname)
 {
-	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
-	Oid			relid = get_relname_relid(relname, nsp);
+	Oid			relid;
+	int			i;
 
+	for (i = 0; i < catalog_cache_n; i++)
+		if (strcmp(catalog_cache[i].name, relname) == 0)
+			return catalog_cache[i].relid;
+	relid = get_relname_relid(relname, get_namespace_oid(REPL_SCHEMA, false));
 	if (!OidIsValid(relid))
 		elog(ERROR, "repl_ext catalog table repl.%s is missing", relname);
+	if (!catalog_cache_registered)
+	{
+		CacheRegisterRelcacheCallback(catalog_cache_invalidate, (Datum) 0);
+		catalog_cache_registered = true;
+	}
+	if (catalog_cache_n < CATALOG_CACHE_SIZE)
+	{
+		strlcpy(catalog_cache[catalog_cache_n].name, relname, NAMEDATALEN);
+		catalog_cache[catalog_cache_n++].relid = relid;
+	}
 	return relid;
+}
+
+/*
+ * repl_catalog_scan
+ *		Call fn for each row of table repl.relname visible in the active
+ *		snapshot, until it returns false.  A plain heap scan, for the small
+ *		tables read for every batch, where a SQL statement cost more than
+ *		the rest of a small batch.
+ */
+void
+repl_catalog_scan(const char *relname, ReplCatalogRowFn fn, void *arg)
+{
+	Relation	rel = table_open(repl_catalog_relid(relname), AccessShareLock);
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	HeapTuple	tup;
+
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		if (!fn(tup, RelationGetDescr(rel), arg))
+			break;
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * repl_catalog_attnum
+ *		Attribute number of column colname of a table of the extension,
+ *		found in its descriptor (no catalog lookup).
+ */
+AttrNumber
+repl_catalog_attnum(TupleDesc desc, const char *colname)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), colname) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "a repl_ext catalog table has no column \"%s\"", colname);
+	return InvalidAttrNumber;	/* keep compiler quiet */
 }
 
 static char *
@@ -395,7 +473,7 @@ repl_init_leader(PG_FUNCTION_ARGS)
 					 1, types, values, NULL, SPI_OK_INSERT);
 		}
 		/* position 1: followers start from a tick that exists */
-		(void) repl_cut_tick(NULL);
+		(void) repl_cut_tick(NULL, false);
 		ereport(LOG,
 				(errmsg("repl_ext: node \"%s\" is now the leader", name)));
 	}

@@ -557,16 +557,92 @@ conn_exec(ReplConn *conn, const char *sql, int nparams,
 }
 
 /*
+ * Collect the outcome of a command sent in pipeline mode, followed by its
+ * Sync, and leave pipeline mode: the command's error if it failed, else its
+ * last result.  A connection that fails before the Sync's result arrives
+ * fails the command, as in collect_result.
+ */
+static ReplResult *
+collect_pipeline_result(ReplConn *conn)
+{
+	ReplResult *volatile r = NULL;
+	PGresult   *volatile kept = NULL;
+	volatile bool synced = false;
+
+	PG_TRY();
+	{
+		int			nulls = 0;
+
+		while (!synced)
+		{
+			PGresult   *res = get_result(conn);
+
+			if (conn->dead)
+				break;
+			if (res == NULL)
+			{
+				/*
+				 * The end of the command's results; libpq returns NULL at
+				 * most once between two results of a healthy pipeline.
+				 */
+				if (PQstatus(conn->conn) == CONNECTION_BAD || ++nulls > 1)
+					break;
+				continue;
+			}
+			nulls = 0;
+			if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+			{
+				synced = true;
+				PQclear(res);
+			}
+			else if (kept == NULL ||
+					 PQresultStatus(kept) == PGRES_TUPLES_OK ||
+					 PQresultStatus(kept) == PGRES_COMMAND_OK)
+			{
+				PQclear(kept);
+				kept = res;
+			}
+			else
+				PQclear(res);
+		}
+		if (!synced || conn->dead)
+		{
+			PQclear(kept);
+			kept = NULL;
+		}
+		r = convert_result(conn, kept);
+	}
+	PG_CATCH();
+	{
+		PQclear(kept);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	PQclear(kept);
+	/* after the Sync nothing is pending, so this only fails on a broken one */
+	if (synced && !PQexitPipelineMode(conn->conn) && r->ok)
+		r = result_failed(failure_message(conn));
+	return r;
+}
+
+/*
  * repl_conn_exec_prepared
  *		As repl_conn_exec, for a command run many times on one connection:
  *		it is prepared as statement name on first use (sql gives the
  *		parameter types by casts), so the remote side neither parses nor
  *		plans it again.  At most REPL_MAX_PREPARED names per connection.
+ *
+ *		With before_commit, the command is sent without its Sync (libpq's
+ *		pipeline mode), so the remote side runs it but cannot commit;
+ *		before_commit(arg) runs meanwhile, and only then the Sync goes out
+ *		and the remote transaction commits.  A failure of the command
+ *		reaches the caller after before_commit has run.
  */
 ReplResult *
 repl_conn_exec_prepared(ReplConn *conn, const char *name, const char *sql,
 						int nparams, const char *const *values,
-						const int *lengths, const int *formats)
+						const int *lengths, const int *formats,
+						ReplBeforeCommit before_commit, void *arg)
 {
 	PGconn	   *pgconn = conn->conn;
 	int			i;
@@ -591,12 +667,24 @@ repl_conn_exec_prepared(ReplConn *conn, const char *name, const char *sql,
 		strlcpy(conn->prepared[conn->nprepared++], name, NAMEDATALEN);
 	}
 	conn->last_traffic = GetCurrentTimestamp();
-	if (conn->dead ||
+	if (before_commit == NULL)
+	{
+		if (conn->dead ||
+			!PQsendQueryPrepared(pgconn, name, nparams, values, lengths,
+								 formats, 0) ||
+			!flush_output(conn))
+			return result_failed(failure_message(conn));
+		return collect_result(conn);
+	}
+	if (conn->dead || !PQenterPipelineMode(pgconn) ||
 		!PQsendQueryPrepared(pgconn, name, nparams, values, lengths,
 							 formats, 0) ||
 		!flush_output(conn))
 		return result_failed(failure_message(conn));
-	return collect_result(conn);
+	before_commit(arg);
+	if (!PQpipelineSync(pgconn) || !flush_output(conn))
+		return result_failed(failure_message(conn));
+	return collect_pipeline_result(conn);
 }
 
 const char *

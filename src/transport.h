@@ -24,6 +24,9 @@ typedef struct ReplResult
 	char	  **values;			/* ntuples * nfields, NULL for SQL NULL */
 } ReplResult;
 
+/* Runs while a command sent with it waits for its commit (see transport.c). */
+typedef void (*ReplBeforeCommit) (void *arg);
+
 /* Called during a copy; returning false abandons it. */
 typedef bool (*ReplCopyProgress) (void *arg, int64 rows, int64 bytes);
 
@@ -42,7 +45,9 @@ extern ReplResult *repl_conn_exec_prepared(ReplConn *conn, const char *name,
 										   const char *sql, int nparams,
 										   const char *const *values,
 										   const int *lengths,
-										   const int *formats);
+										   const int *formats,
+										   ReplBeforeCommit before_commit,
+										   void *arg);
 extern const char *repl_result_value(ReplResult *res, int row, int col);
 extern void repl_result_raise(ReplResult *res, const char *node_name);
 extern void repl_conn_exec_or_raise(ReplConn *conn, const char *sql,

@@ -21,6 +21,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -118,6 +120,7 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 	uint64		commits = pg_atomic_read_u64(&repl_shared->commits);
 	int64		requested;
 	int64		tick_id;
+	XLogRecPtr	tick_end;
 	int			i;
 
 	LWLockAcquire(repl_shared->lock, LW_SHARED);
@@ -131,13 +134,20 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "cutting a tick");
-	tick_id = repl_cut_tick(NULL);
+	tick_id = repl_cut_tick(NULL, true);
 	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
 
-	*last_commits = commits;
-	*last_tick_time = GetCurrentTimestamp();
+	/*
+	 * The senders ship the tick while its commit record is being flushed
+	 * here: a follower's commit of it waits for their own flush of it
+	 * (sender_flush_wal), so no follower ever holds a tick this node could
+	 * lose in a crash.
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+							 PGC_S_OVERRIDE, GUC_ACTION_LOCAL, true, 0, false);
+	CommitTransactionCommand();
+	tick_end = XactLastCommitEnd;
+
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	repl_shared->last_tick = tick_id;
 	if (repl_shared->tick_served < requested)
@@ -150,7 +160,13 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 			SetLatch(&slot->proc->procLatch);
 	}
 	LWLockRelease(repl_shared->lock);
+
+	/* the flush first: the senders need it, the waiters only the tick id */
+	XLogFlush(tick_end);
 	ConditionVariableBroadcast(&repl_shared->progress_cv);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	*last_commits = commits;
+	*last_tick_time = GetCurrentTimestamp();
 }
 
 static void
@@ -513,6 +529,25 @@ repl_supervisor_main(Datum main_arg)
 						 timeout, PG_WAIT_EXTENSION);
 		process_interrupts();
 	}
+}
+
+static void sender_flush_wal(void *arg);
+
+/*
+ * The end of the WAL inserted so far, in the form XLogFlush takes.  At the
+ * start of a page the insert position lies past the page header, where no
+ * record ends: the WAL inserted so far ends at the page boundary.
+ */
+static XLogRecPtr
+wal_insert_end(void)
+{
+	XLogRecPtr	ptr = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(ptr, wal_segment_size) == SizeOfXLogLongPHD)
+		ptr -= SizeOfXLogLongPHD;
+	else if (ptr % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		ptr -= SizeOfXLogShortPHD;
+	return ptr;
 }
 
 /*
@@ -913,7 +948,7 @@ sender_push_cluster(ReplConn *conn, SenderConfig *cfg)
 	res = repl_conn_exec_prepared(conn, "repl_sync_cluster",
 								  "SELECT accepted, node_epoch, node_leader"
 								  "  FROM repl.follower_sync_cluster($1, $2::bigint, $3::jsonb)",
-								  3, params, NULL, NULL);
+								  3, params, NULL, NULL, NULL, NULL);
 	pfree(cluster);
 	if (!res->ok)
 	{
@@ -969,6 +1004,7 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		int			lengths[1];
 		int			formats[1] = {1};
 		uint32		generation;
+		XLogRecPtr	batch_wal_end;
 
 		ResetLatch(MyLatch);
 		if (sender_stop_requested())
@@ -1015,6 +1051,8 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		MemoryContextSwitchTo(batchcxt);
+		/* past the commit of every tick this batch's snapshot saw */
+		batch_wal_end = wal_insert_end();
 
 		if (!have)
 		{
@@ -1057,7 +1095,8 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 		lengths[0] = batch.data.len;
 		res = repl_conn_exec_prepared(conn, "repl_apply_batch",
 									  "SELECT repl.apply_batch($1::bytea)", 1,
-									  values, lengths, formats);
+									  values, lengths, formats,
+									  sender_flush_wal, &batch_wal_end);
 		if (!res->ok)
 		{
 			/* the follower's context names the change or DDL command */
@@ -1087,6 +1126,19 @@ sender_stream(ReplConn *conn, SenderConfig *cfg, int64 applied,
 			last_persist = GetCurrentTimestamp();
 		}
 	}
+}
+
+/*
+ * Before the follower commits a batch: make this node's WAL durable up to
+ * *arg.  Ticks are committed without waiting for their flush
+ * (maybe_cut_tick); the flush runs while the follower applies, and the
+ * follower's commit waits for it, so no follower holds a tick or change
+ * that a crash of this node could take back.
+ */
+static void
+sender_flush_wal(void *arg)
+{
+	XLogFlush(*(XLogRecPtr *) arg);
 }
 
 /*

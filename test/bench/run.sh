@@ -65,7 +65,10 @@
 #                     other scenario always measures every system); builtin
 #                     with copy alone does not build repl_ext
 #   BENCH_SECONDS     seconds each pgbench -T runs: sync, per configuration
-#                     (default 20), and capture, per system (default 30)
+#                     (default 20, split into BENCH_SYNC_ROUNDS runs), and
+#                     capture, per system (default 30)
+#   BENCH_SYNC_ROUNDS sync: how many times the configurations take turns
+#                     (default 5)
 #   BENCH_SCALE       capture, sustain: pgbench scale factor (default 10,
 #                     about 160 MB)
 #   BENCH_APPLY_ROWS  apply: rows inserted in the backlog (default 200000;
@@ -86,7 +89,7 @@
 #   pub 55433 (wal_level logical), sub 55434
 #   primary 55435, standby 55436 (pg_basebackup -R of primary)
 # Each scenario stops its instances when it is done: only the instances
-# being measured run.
+# being measured run (sync runs its three pairs side by side).
 # Every wait is bounded (600 s for the copies and for any catch-up, pgbench
 # -T gets its duration + 120 s, pgbench -t 30 min, statement_timeout 30 min
 # for any statement); the script exits non-zero on any failure, printing the

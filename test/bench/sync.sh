@@ -5,11 +5,13 @@
 # seconds, WAIT, q, die, conn, start_instance, stop_instance, the cleanup
 # trap), and calls sync_scenario, then sync_report.
 #
-# One client, pgbench -n -c 1 -T BENCH_SECONDS (default 20), each
-# transaction one single-row INSERT into
+# One client, pgbench -n -c 1, BENCH_SECONDS (default 20) per configuration
+# in BENCH_SYNC_ROUNDS (default 5) runs of pgbench -T BENCH_SECONDS/rounds
+# (rounded up), each transaction one single-row INSERT into
 #   bench_sync (id bigserial primary key, payload text not null,
 #               at timestamptz not null default now()),
-# measured in six configurations (tps and pgbench's average latency):
+# measured in six configurations (tps and average latency over the rounds,
+# each round's pgbench average weighted by its transactions):
 #   1 repl_ext synchronous    leader repl_leader 55431, follower
 #                             repl_follower 55432 added with
 #                             repl.add_follower('f1', ..., synchronous => true)
@@ -35,8 +37,13 @@
 # commits its batches with synchronous_commit on too.
 #
 # Each system runs on instances initialized for it (run.sh's start_instance:
-# instances an earlier scenario left are stopped and made again), alone: its pair
-# is stopped before the next system starts.  Before each configuration the
+# instances an earlier scenario left are stopped and made again).  All three
+# pairs run side by side (idle while another is measured) and the six
+# configurations take turns, round after round, each round starting one
+# configuration further: the machine's WAL flush time, which every figure
+# here depends on, drifts by tens of percent within minutes on a VM, and
+# taking turns spreads the drift over all systems alike instead of over
+# whichever ran last.  Before each run the
 # table is truncated on the source (RESTART IDENTITY; every system
 # replicates TRUNCATE), the replica catches up and is checked empty, and both
 # instances checkpoint.  Right after a synchronous configuration, before any
@@ -50,7 +57,7 @@
 # exactly as many rows as pgbench committed transactions and the replica the
 # same rows (count and an md5 over id and payload); any difference fails the
 # script.
-# Every wait is bounded by WAIT (600 s); pgbench by BENCH_SECONDS + 120 s.
+# Every wait is bounded by WAIT (600 s); pgbench by its -T + 120 s.
 # No result is judged: the report states the targets next to the ratios.
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -66,9 +73,13 @@ sync_table_sql="CREATE TABLE bench_sync (id bigserial PRIMARY KEY, payload text 
 sync_check_sql="SELECT count(*) || ' ' || coalesce(md5(string_agg(id::text || payload, ',' ORDER BY id)), '-')
 	FROM bench_sync"
 
-# results by configuration: repl_sync, repl_async, phys_sync, phys_async,
-# logical_sync, logical_async
-declare -A sync_tps=() sync_lat=()
+# results by configuration (repl_sync, repl_async, phys_sync, phys_async,
+# logical_sync, logical_async), summed over the rounds: transactions, and
+# transactions times pgbench's average latency (ms)
+declare -A sync_n=() sync_ms=() sync_tps=() sync_lat=()
+sync_rounds=${BENCH_SYNC_ROUNDS:-5}
+[[ $sync_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_SYNC_ROUNDS must be a positive integer"
+sync_round_seconds=$(((seconds + sync_rounds - 1) / sync_rounds))
 
 # sync_poll PORT SQL WHAT: run the boolean query SQL on PORT, each time on a
 # new connection (so that a reloaded setting is seen), every 50 ms until it
@@ -150,8 +161,8 @@ sync_measure() {
 	q "$source" "CHECKPOINT"
 	q "$replica" "CHECKPOINT"
 
-	PGOPTIONS=$opts timeout -k 10 $((seconds + PGBENCH_GRACE)) \
-		"$BIN/pgbench" -n -c 1 -T "$seconds" -f "$dir/bench_sync.pgbench" \
+	PGOPTIONS=$opts timeout -k 10 $((sync_round_seconds + PGBENCH_GRACE)) \
+		"$BIN/pgbench" -n -c 1 -T "$sync_round_seconds" -f "$dir/bench_sync.pgbench" \
 		-h "$dir" -p "$source" -U postgres postgres >"$out" 2>&1 || rc=$?
 	if [ $rc -ne 0 ]; then
 		cat "$out" >&2
@@ -176,12 +187,15 @@ sync_measure() {
 	count=$(q "$source" "SELECT count(*) FROM bench_sync")
 	[ "$count" = "$n" ] || die "$label: pgbench committed $n transactions, the source has $count rows"
 	sync_compare "$source" "$replica" "$label"
-	sync_tps[$key]=$tps
-	sync_lat[$key]=$lat
+	sync_n[$key]=$((${sync_n[$key]:-0} + n))
+	sync_ms[$key]=$(awk -v a="${sync_ms[$key]:-0}" -v n="$n" -v l="$lat" 'BEGIN {printf "%.3f", a + n * l}')
 	printf '   %-45s %10.1f tps %9.3f ms  (%s rows, replica checked)\n' "$label" "$tps" "$lat" "$n"
 }
 
 sync_scenario() {
+	local r i k
+	local order=(phys_sync logical_sync repl_sync phys_async logical_async repl_async)
+
 	echo "INSERT INTO bench_sync (payload) VALUES (md5(random()::text));" > "$dir/bench_sync.pgbench"
 
 	echo "== sync commit latency: physical streaming, primary $PRIMARY, standby $STANDBY"
@@ -192,12 +206,6 @@ sync_scenario() {
 	q $PRIMARY "SELECT pg_reload_conf()" >/dev/null
 	sync_poll $PRIMARY "SELECT count(*) = 1 FROM pg_stat_replication WHERE sync_state = 'sync'" \
 		"the standby is synchronous"
-	sync_measure phys_sync "physical synchronous (remote_apply)" $PRIMARY $STANDBY sync_catchup_phys \
-		'-c synchronous_commit=remote_apply'
-	sync_measure phys_async "physical asynchronous (local)" $PRIMARY $STANDBY sync_catchup_phys \
-		'-c synchronous_commit=local'
-	stop_instance 5
-	stop_instance 4
 
 	echo "== sync commit latency: built-in logical, publisher $PUB, subscriber $SUB"
 	sync_fresh 2 3
@@ -214,12 +222,6 @@ sync_scenario() {
 	q $PUB "SELECT pg_reload_conf()" >/dev/null
 	sync_poll $PUB "SELECT count(*) = 1 FROM pg_stat_replication
 		WHERE application_name = 'bench_sync_sub' AND sync_state = 'sync'" "the subscription is synchronous"
-	sync_measure logical_sync "built-in logical synchronous (remote_apply)" $PUB $SUB sync_catchup_logical \
-		'-c synchronous_commit=remote_apply'
-	sync_measure logical_async "built-in logical asynchronous (local)" $PUB $SUB sync_catchup_logical \
-		'-c synchronous_commit=local'
-	stop_instance 3
-	stop_instance 2
 
 	echo "== sync commit latency: repl_ext, leader $LEADER, follower $FOLLOWER"
 	sync_fresh 0 1
@@ -230,18 +232,41 @@ sync_scenario() {
 	sync_catchup_repl
 	[ "$(q $LEADER "SELECT synchronous FROM repl.status WHERE node_name = 'f1'")" = t ] ||
 		die "repl.status does not show f1 as synchronous"
-	sync_measure repl_sync "repl_ext synchronous" $LEADER $FOLLOWER sync_catchup_repl ''
-	sync_measure repl_async "repl_ext asynchronous (synchronous_commit=off)" $LEADER $FOLLOWER \
-		sync_catchup_repl '-c repl_ext.synchronous_commit=off'
-	stop_instance 1
-	stop_instance 0
+
+	echo "== sync commit latency: $sync_rounds rounds of pgbench -T $sync_round_seconds per configuration, taking turns"
+	for ((r = 0; r < sync_rounds; r++)); do
+		for ((i = 0; i < ${#order[@]}; i++)); do
+			k=${order[$(((i + r) % ${#order[@]}))]}
+			case $k in
+				phys_sync) sync_measure $k "physical synchronous (remote_apply)" $PRIMARY $STANDBY \
+					sync_catchup_phys '-c synchronous_commit=remote_apply' ;;
+				phys_async) sync_measure $k "physical asynchronous (local)" $PRIMARY $STANDBY \
+					sync_catchup_phys '-c synchronous_commit=local' ;;
+				logical_sync) sync_measure $k "built-in logical synchronous (remote_apply)" $PUB $SUB \
+					sync_catchup_logical '-c synchronous_commit=remote_apply' ;;
+				logical_async) sync_measure $k "built-in logical asynchronous (local)" $PUB $SUB \
+					sync_catchup_logical '-c synchronous_commit=local' ;;
+				repl_sync) sync_measure $k "repl_ext synchronous" $LEADER $FOLLOWER sync_catchup_repl '' ;;
+				repl_async) sync_measure $k "repl_ext asynchronous (synchronous_commit=off)" $LEADER $FOLLOWER \
+					sync_catchup_repl '-c repl_ext.synchronous_commit=off' ;;
+			esac
+		done
+	done
+	for i in 0 1 2 3 5 4; do
+		stop_instance $i
+	done
 }
 
 sync_report() {
 	local k base
+	for k in "${!sync_n[@]}"; do
+		sync_lat[$k]=$(awk -v m="${sync_ms[$k]}" -v n="${sync_n[$k]}" 'BEGIN {printf "%.3f", m / n}')
+		sync_tps[$k]=$(awk -v n="${sync_n[$k]}" -v s="$((sync_rounds * sync_round_seconds))" \
+			'BEGIN {printf "%.1f", n / s}')
+	done
 	base=${sync_lat[phys_sync]}
 	echo
-	echo "== sync commit latency: 1 client, 1 single-row INSERT per transaction, pgbench -T $seconds per configuration"
+	echo "== sync commit latency: 1 client, 1 single-row INSERT per transaction, $sync_rounds rounds of pgbench -T $sync_round_seconds per configuration, taking turns"
 	echo
 	echo "| system | mode | tps | avg latency ms | latency ratio vs physical remote_apply |"
 	echo "|---|---|---|---|---|"
