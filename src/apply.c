@@ -744,6 +744,15 @@ store_position(ApplyState *st)
 	bool		update_indexes;
 #endif
 	AttrNumber	att;
+	bool		isnull;
+
+	/*
+	 * The first batch of a new leader's epoch: backends that keep this row
+	 * (repl_local_node) must see the new applied_epoch.  Within an epoch only
+	 * the position moves, which they read fresh.
+	 */
+	if (DatumGetInt64(node_value(bk, "applied_epoch", &isnull)) != st->hdr.epoch)
+		repl_local_node_changed();
 
 	ExecClearTuple(new);
 	memcpy(new->tts_values, bk->node_row->tts_values, sizeof(Datum) * natts);

@@ -44,10 +44,10 @@ SELECT * FROM fm ORDER BY id;
 
 -- well-formed batches, built by hand (format: src/protocol.c)
 CREATE FUNCTION pg_temp.batch(leader text, from_pos bigint, to_pos bigint,
-							  changes bytea DEFAULT NULL) RETURNS bytea
+							  changes bytea DEFAULT NULL, epoch bigint DEFAULT 1) RETURNS bytea
 LANGUAGE sql AS $$
 SELECT '\x52504c4202'::bytea || int4send(octet_length(leader)) || convert_to(leader, 'UTF8')
-	   || int4send(6) || int8send(1) || int8send(from_pos) || int8send(to_pos) || int8send(0)
+	   || int4send(6) || int8send(epoch) || int8send(from_pos) || int8send(to_pos) || int8send(0)
 	   || CASE WHEN changes IS NULL THEN int4send(0) || int4send(1)
 			   ELSE int4send(1) || int4send(6) || convert_to('public', 'UTF8')
 					|| int4send(2) || convert_to('fm', 'UTF8') || int4send(2) || changes END
@@ -84,6 +84,13 @@ SELECT node_name, role, leader_name, epoch, applied_epoch FROM repl.node_info();
 SELECT accepted, node_leader, node_epoch FROM repl.follower_handshake('boss', 1);
 SELECT repl.apply_batch(pg_temp.batch('boss', 8, 9, pg_temp.insert_change()));
 SELECT applied_position FROM repl.node_info();
+-- the new leader's batches are taken; a kept tick of the earlier epoch with
+-- the same number (here: the position set back by hand) is replaced
+SELECT repl.apply_batch(pg_temp.batch('newboss', 8, 9, NULL, 2));
+UPDATE repl.local_node SET applied_tick = 7;
+SELECT repl.apply_batch(pg_temp.batch('newboss', 7, 8, NULL, 2));
+SELECT tick_id, epoch FROM repl.retained ORDER BY tick_id;
+SELECT applied_position, applied_epoch FROM repl.node_info();
 
 SELECT repl.follower_detach('other');
 SELECT repl.follower_detach('newboss');
