@@ -77,8 +77,8 @@
 #   BENCH_SUSTAIN_TX  sustain: pgbench transactions per client, 4 clients
 #                     (default 20000, about 30 s without replication on a
 #                     2-core VM)
-# A default run of all scenarios should take about 10 minutes on a 2-core VM
-# (sum of the parts: capture 2, apply 1, sync 2.5, copy 0.5, sustain 3,
+# A default run of all scenarios should take about 11 minutes on a 2-core VM
+# (sum of the parts: capture 2, apply 1, sync 3.5, copy 0.5, sustain 3,
 # switchover and failover 0.5 each).
 #
 # Instances (initdb -A trust -U postgres, shared_buffers 256MB, max_wal_size
