@@ -65,9 +65,10 @@
 #                     other scenario always measures every system); builtin
 #                     with copy alone does not build repl_ext
 #   BENCH_SECONDS     seconds each pgbench -T runs: sync, per configuration
-#                     (default 20, split into BENCH_SYNC_ROUNDS runs), and
-#                     capture, per system (default 30)
-#   BENCH_SYNC_ROUNDS sync: how many times the configurations take turns
+#                     (default 20), and capture, per system (default 30),
+#                     split into BENCH_ROUNDS runs
+#   BENCH_ROUNDS      sync, capture: how many times the configurations
+#                     take turns, each running its share of BENCH_SECONDS
 #                     (default 5)
 #   BENCH_SCALE       capture, sustain: pgbench scale factor (default 10,
 #                     about 160 MB)
@@ -110,6 +111,7 @@ only=${BENCH_ONLY:-}
 seconds_env=${BENCH_SECONDS:-}
 seconds=${seconds_env:-20}	# sync
 capture_seconds=${seconds_env:-30}
+rounds=${BENCH_ROUNDS:-5}	# sync, capture
 scale=${BENCH_SCALE:-10}
 apply_rows=${BENCH_APPLY_ROWS:-200000}
 sustain_tx=${BENCH_SUSTAIN_TX:-20000}
@@ -130,6 +132,7 @@ esac
 posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "$1 must be a positive integer, not '$2'" >&2; exit 2; }; }
 posint BENCH_ROWS "$rows"
 posint BENCH_RUNS "$runs"
+posint BENCH_ROUNDS "$rounds"
 [ -z "$seconds_env" ] || posint BENCH_SECONDS "$seconds_env"
 posint BENCH_SCALE "$scale"
 posint BENCH_APPLY_ROWS "$apply_rows"

@@ -6,7 +6,7 @@
 # trap), and calls sync_scenario, then sync_report.
 #
 # One client, pgbench -n -c 1, BENCH_SECONDS (default 20) per configuration
-# in BENCH_SYNC_ROUNDS (default 5) runs of pgbench -T BENCH_SECONDS/rounds
+# in BENCH_ROUNDS (default 5) runs of pgbench -T BENCH_SECONDS/rounds
 # (rounded up), each transaction one single-row INSERT into
 #   bench_sync (id bigserial primary key, payload text not null,
 #               at timestamptz not null default now()),
@@ -77,8 +77,7 @@ sync_check_sql="SELECT count(*) || ' ' || coalesce(md5(string_agg(id::text || pa
 # logical_sync, logical_async), summed over the rounds: transactions, and
 # transactions times pgbench's average latency (ms)
 declare -A sync_n=() sync_ms=() sync_tps=() sync_lat=()
-sync_rounds=${BENCH_SYNC_ROUNDS:-5}
-[[ $sync_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_SYNC_ROUNDS must be a positive integer"
+sync_rounds=$rounds
 sync_round_seconds=$(((seconds + sync_rounds - 1) / sync_rounds))
 
 # sync_poll PORT SQL WHAT: run the boolean query SQL on PORT, each time on a

@@ -50,10 +50,16 @@
 # after pgbench -i.  4 clients, 2 threads (-c 4 -j 2), the built-in
 # tpcb-like script.
 #
-# capture (M1): pgbench -T BENCH_SECONDS (default 30) on the source, for
-#   none, repl_ext and logical: tps (pgbench's, without initial connection
-#   time) and the ratio to no replication; the time the replica needed to
-#   catch up after pgbench ended is shown too.
+# capture (M1): BENCH_SECONDS (default 30) of pgbench on the source, for
+#   none, repl_ext and logical, all three set up side by side and taking
+#   turns in BENCH_ROUNDS (default 5) runs of pgbench -T BENCH_SECONDS/rounds
+#   (rounded up), each round starting one system further, so that the
+#   machine's drift (its flush time changes by tens of percent within
+#   minutes on a VM) hits all three alike.  Before each run both instances
+#   checkpoint; after it the replica catches up.  tps = all transactions /
+#   the time pgbench counted for them (without connection time), and the
+#   ratio to no replication; the longest catch-up after a run is shown too;
+#   at the end every replica is compared with its source.
 # apply (M2): a table bench_apply (id bigint primary key, grp int, amount
 #   numeric, label text, at timestamptz), empty and replicated.  With the
 #   replica stopped, one DO block on the source writes the backlog:
@@ -94,7 +100,7 @@ TP_TABLES="pgbench_accounts pgbench_branches pgbench_tellers pgbench_history"
 TP_SUB=bench_tp_sub	# the subscription's name, and its application_name
 
 # results by scenario and system
-declare -A tp_tps=() tp_lag=()
+declare -A tp_tps=() tp_lag=() tp_n=() tp_secs=()
 declare -A ap_backlog=() ap_catchup=()
 declare -A su_run=() su_total=()
 
@@ -206,6 +212,11 @@ tp_pgbench() {
 # none) and tp_catchup (the catch-up function)
 tp_system() {
 	tp_stop
+	tp_setup "$1"
+}
+
+# tp_setup SYSTEM: tp_system without stopping the other instances
+tp_setup() {
 	case $1 in
 		none)
 			sync_fresh 4
@@ -258,31 +269,49 @@ tp_label() {
 }
 
 capture_scenario() {
-	local s t0 t1
-	for s in none repl_ext logical; do
-		echo "== capture overhead: $(tp_label $s), pgbench -i -s $scale, then -c 4 -T $capture_seconds"
-		tp_system $s
-		tp_pgbench "capture_$s" "$tp_src" -T "$capture_seconds"
-		t0=$(now)
-		$tp_catchup
-		t1=$(now)
-		tp_tps[$s]=$tp_out_tps
-		tp_lag[$s]=$(elapsed "$t0" "$t1")
-		printf '   %-20s %10.1f tps (%s transactions)\n' "$(tp_label $s)" "$tp_out_tps" "$tp_out_n"
-		if [ -n "$tp_rep" ]; then
-			echo "   caught up ${tp_lag[$s]} s after pgbench ended"
-			tp_compare "$tp_src" "$tp_rep" "$(tp_label $s)" $TP_TABLES
-		fi
-		tp_stop
+	local s r i t0 t1 lag per_round=$(((capture_seconds + rounds - 1) / rounds))
+	local order=(none repl_ext logical)
+	declare -A src=() rep=() catchup=()
+
+	tp_stop
+	for s in "${order[@]}"; do
+		echo "== capture overhead: $(tp_label $s), pgbench -i -s $scale"
+		tp_setup $s
+		src[$s]=$tp_src rep[$s]=$tp_rep catchup[$s]=$tp_catchup
+		tp_n[$s]=0 tp_secs[$s]=0 tp_lag[$s]=0
 	done
+	echo "== capture overhead: $rounds rounds of pgbench -c 4 -T $per_round per system, taking turns"
+	for ((r = 0; r < rounds; r++)); do
+		for ((i = 0; i < ${#order[@]}; i++)); do
+			s=${order[$(((i + r) % ${#order[@]}))]}
+			[ -z "${rep[$s]}" ] || q "${rep[$s]}" "CHECKPOINT"
+			q "${src[$s]}" "CHECKPOINT"
+			tp_pgbench "capture_$s" "${src[$s]}" -T "$per_round"
+			t0=$(now)
+			${catchup[$s]}
+			t1=$(now)
+			lag=$(elapsed "$t0" "$t1")
+			tp_n[$s]=$((${tp_n[$s]} + tp_out_n))
+			# seconds without connection time, as pgbench's tps counts them
+			tp_secs[$s]=$(awk -v a="${tp_secs[$s]}" -v n="$tp_out_n" -v t="$tp_out_tps" 'BEGIN {printf "%.6f", a + n / t}')
+			tp_lag[$s]=$(awk -v a="${tp_lag[$s]}" -v b="$lag" 'BEGIN {printf "%.3f", (b > a ? b : a)}')
+			printf '   %-20s %10.1f tps (%s transactions)' "$(tp_label $s)" "$tp_out_tps" "$tp_out_n"
+			[ -z "${rep[$s]}" ] && echo || echo ", caught up $lag s after pgbench ended"
+		done
+	done
+	for s in "${order[@]}"; do
+		tp_tps[$s]=$(awk -v n="${tp_n[$s]}" -v t="${tp_secs[$s]}" 'BEGIN {printf "%.1f", n / t}')
+		[ -z "${rep[$s]}" ] || tp_compare "${src[$s]}" "${rep[$s]}" "$(tp_label $s)" $TP_TABLES
+	done
+	tp_stop
 }
 
 capture_report() {
 	local s base=${tp_tps[none]}
 	echo
-	echo "== capture overhead (M1): pgbench tpcb-like, scale $scale, 4 clients, -T $capture_seconds, one asynchronous replica of the 4 tables"
+	echo "== capture overhead (M1): pgbench tpcb-like, scale $scale, 4 clients, $capture_seconds s per system in $rounds rounds taking turns, one asynchronous replica of the 4 tables"
 	echo
-	echo "| system | tps | ratio to no replication | replica caught up after the run, s |"
+	echo "| system | tps | ratio to no replication | longest catch-up after a run, s |"
 	echo "|---|---|---|---|"
 	for s in none repl_ext logical; do
 		printf '| %s | %.1f | %s | %s |\n' "$(tp_label $s)" "${tp_tps[$s]}" "$(ratio "${tp_tps[$s]}" "$base")" \
