@@ -783,7 +783,7 @@ store_position(ApplyState *st)
 	{
 		EPQState	epqstate;
 
-		EvalPlanQualInit(&epqstate, bk->estate, NULL, NIL, -1, NIL);
+		EvalPlanQualInit(&epqstate, bk->estate, NULL, NIL, -1);
 		ExecSimpleRelationUpdate(bk->node_rri, bk->estate, &epqstate,
 								 bk->node_row, new);
 		EvalPlanQualEnd(&epqstate);
@@ -848,13 +848,16 @@ retain_tick(ApplyState *st, StringInfo msg, int tick_start, int nchanges,
 	memcpy(VARDATA(b), buf.data, buf.len);
 
 	ExecClearTuple(slots[2]);
-	memset(slots[2]->tts_isnull, false, sizeof(bool) * RelationGetDescr(rel)->natts);
+	memset(slots[2]->tts_isnull, true, sizeof(bool) * RelationGetDescr(rel)->natts);
 	tick_att = repl_catalog_attnum(RelationGetDescr(rel), "tick_id");
 	slots[2]->tts_values[tick_att - 1] = Int64GetDatum(tick_id);
+	slots[2]->tts_isnull[tick_att - 1] = false;
 	att = repl_catalog_attnum(RelationGetDescr(rel), "epoch");
 	slots[2]->tts_values[att - 1] = Int64GetDatum(st->hdr.epoch);
+	slots[2]->tts_isnull[att - 1] = false;
 	att = repl_catalog_attnum(RelationGetDescr(rel), "batch");
 	slots[2]->tts_values[att - 1] = PointerGetDatum(b);
+	slots[2]->tts_isnull[att - 1] = false;
 	ExecStoreVirtualTuple(slots[2]);
 
 	/* a tick of an earlier leader with this number is replaced */
