@@ -212,7 +212,12 @@ log_xact_callback(XactEvent event, void *arg)
 {
 	if (!wrote_log)
 		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	if (event == XACT_EVENT_PRE_COMMIT)
+	{
+		if (!wrote_table_event)
+			repl_sync_commit_prepare();
+	}
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
 		PGPROC	   *proc = repl_shared->supervisor;
 
@@ -246,6 +251,7 @@ log_xact_callback(XactEvent event, void *arg)
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 			 event == XACT_EVENT_PREPARE)
 	{
+		repl_sync_commit_abort();
 		wrote_log = false;
 		wrote_table_event = false;
 	}

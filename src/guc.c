@@ -26,6 +26,7 @@ int			repl_retry_interval = 5000;
 int			repl_log_rotate_interval = 60;
 int			repl_max_retention = 86400;
 bool		repl_synchronous_commit = true;
+bool		repl_synchronous_flush_overlap = true;
 int			repl_synchronous_mode = REPL_SYNC_STRICT;
 int			repl_synchronous_timeout = 10000;
 int			repl_synchronous_failover_timeout = 5000;
@@ -123,6 +124,15 @@ repl_guc_init(void)
 							 "Whether a commit that changed replicated tables waits for the synchronous follower.",
 							 "Only matters while a follower is synchronous. Can be turned off per session or transaction (SET LOCAL).",
 							 &repl_synchronous_commit,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("repl_ext.synchronous_flush_overlap",
+							 "Whether a commit that waits for the synchronous follower flushes its WAL while the follower applies it.",
+							 "On: the commit becomes visible before its local WAL flush, which runs in parallel with shipping; the client still gets its result only after the flush and the follower's confirmation. Off: flush first, then ship (other sessions never see rows that are not yet durable locally).",
+							 &repl_synchronous_flush_overlap,
 							 true,
 							 PGC_USERSET,
 							 0,

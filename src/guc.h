@@ -17,6 +17,7 @@ extern int	repl_retry_interval;
 extern int	repl_log_rotate_interval;
 extern int	repl_max_retention;
 extern bool repl_synchronous_commit;
+extern bool repl_synchronous_flush_overlap;
 extern int	repl_synchronous_mode;
 extern int	repl_synchronous_timeout;
 extern int	repl_synchronous_failover_timeout;

@@ -33,6 +33,23 @@
  * termination also silences the client (it must not read the commit as
  * confirmed), and postmaster death is treated as a termination.
  *
+ * The local flush.  A commit that will wait does not flush its own WAL
+ * before it becomes visible: repl_sync_commit_prepare turns
+ * synchronous_commit off for it at PRE_COMMIT, and repl_sync_commit_wait
+ * flushes up to XactLastCommitEnd when the wait ends, whatever ended it.
+ * The flush thus runs while the batch is cut, shipped and applied, not
+ * before.  The client's guarantee is unchanged: the supervisor flushes
+ * every tick it cuts (which covers this commit, cut after it), and a
+ * sender flushes the leader's WAL past a batch before it lets the
+ * follower commit it (sender.c), so no follower ever holds what the
+ * leader could lose, and no client learns of a commit not flushed here.
+ * As with synchronous_commit = off, other sessions may see the rows for
+ * the length of one flush before they are durable; anything they write
+ * after reading them commits later in the WAL and flushes them too.  Not
+ * done when synchronous_standby_names is set (PostgreSQL's own wait
+ * needs synchronous_commit), when the session already chose not to
+ * flush, or with repl_ext.synchronous_flush_overlap = off.
+ *
  * Failure.  The supervisor calls repl_sync_manage on every pass.  The
  * synchronous follower has failed when its sender has not been streaming
  * for repl_ext.synchronous_failover_timeout, or when a commit has waited
@@ -53,15 +70,18 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -434,6 +454,75 @@ end_wait(ReplSyncWaiter *me)
 }
 
 /*
+ * Would a commit of this backend wait now?  Unlocked peek, as a hint
+ * only: a commit that then does not wait still flushes (see below).
+ */
+static bool
+sync_wait_expected(void)
+{
+	if (!repl_synchronous_commit || repl_shared == NULL)
+		return false;
+	if (repl_shared->sync_slot < 0)
+		return false;
+	if (repl_shared->sync_degraded && repl_synchronous_mode == REPL_SYNC_DEGRADE)
+		return false;
+	return (int64) pg_atomic_read_u64(&repl_shared->fenced_epoch) <= repl_write_epoch;
+}
+
+static bool flush_deferred = false;
+
+/*
+ * repl_sync_commit_prepare
+ *		At XACT_EVENT_PRE_COMMIT of a transaction that will call
+ *		repl_sync_commit_wait: let its commit skip the local WAL flush,
+ *		which the wait then takes (see file header).
+ */
+void
+repl_sync_commit_prepare(void)
+{
+	flush_deferred = false;
+	if (!repl_synchronous_flush_overlap ||
+		synchronous_commit <= SYNCHRONOUS_COMMIT_OFF ||
+		(SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0') ||
+		IsInParallelMode() ||
+		!sync_wait_expected())
+		return;
+
+	/*
+	 * Reverted with the transaction's other SET LOCALs.  Not applied (it
+	 * cannot fail here, but must never abort the commit): the commit
+	 * flushes as usual.
+	 */
+	if (set_config_option("synchronous_commit", "off", PGC_USERSET,
+						  PGC_S_SESSION, GUC_ACTION_LOCAL, true, DEBUG1,
+						  false) > 0)
+		flush_deferred = true;
+}
+
+/*
+ * repl_sync_commit_abort
+ *		The transaction did not commit after all.
+ */
+void
+repl_sync_commit_abort(void)
+{
+	flush_deferred = false;
+}
+
+/*
+ * Flush this transaction's commit record if its commit did not.  Mostly a
+ * no-op by then: the supervisor and the sender flushed past it.
+ */
+static void
+flush_own_commit(void)
+{
+	if (!flush_deferred)
+		return;
+	flush_deferred = false;
+	XLogFlush(XactLastCommitEnd);
+}
+
+/*
  * repl_sync_commit_wait
  *		Wait until the synchronous follower has applied the transaction
  *		that just committed (see file header).  Called at XACT_EVENT_COMMIT
@@ -452,9 +541,15 @@ repl_sync_commit_wait(void)
 	char		waited_for[NAMEDATALEN] = "";
 
 	if (!repl_synchronous_commit || repl_shared == NULL)
+	{
+		flush_own_commit();
 		return;
+	}
 	if (fenced_since_write())
+	{
+		flush_own_commit();
 		return;
+	}
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
 	if (repl_shared->sync_slot < 0 ||
@@ -463,6 +558,7 @@ repl_sync_commit_wait(void)
 		 !leader_isolated_locked(0)))
 	{
 		LWLockRelease(repl_shared->lock);
+		flush_own_commit();
 		return;
 	}
 	request = ++repl_shared->tick_requested;
@@ -609,4 +705,5 @@ repl_sync_commit_wait(void)
 		}
 	}
 	end_wait(me);
+	flush_own_commit();
 }

@@ -13,6 +13,8 @@
 
 #include "shmem.h"
 
+extern void repl_sync_commit_prepare(void);
+extern void repl_sync_commit_abort(void);
 extern void repl_sync_commit_wait(void);
 extern long repl_sync_manage(void);
 extern void repl_sync_assign_locked(void);

@@ -7,6 +7,7 @@ SHOW repl_ext.synchronous_commit;
 SHOW repl_ext.synchronous_mode;
 SHOW repl_ext.synchronous_timeout;
 SHOW repl_ext.synchronous_failover_timeout;
+SHOW repl_ext.synchronous_flush_overlap;
 -- per transaction and per session
 BEGIN;
 SET LOCAL repl_ext.synchronous_commit = off;

@@ -14,8 +14,14 @@ use Test::More;
 use ReplExtTest;
 
 my $failover_ms = 2000;
+# wal_writer_delay at its maximum: no background flush hides a commit
+# that nobody flushed (section 1's crash check).  WAL senders allowed:
+# section 3b uses PostgreSQL's own synchronous replication.
 my $leader = new_node('leader',
 	'repl_ext.synchronous_failover_timeout' => "${failover_ms}ms",
+	'wal_writer_delay' => '10s',
+	'wal_level' => 'replica',
+	'max_wal_senders' => '2',
 	'log_min_messages' => 'log');
 my $f1 = new_node('f1');
 my $f2 = new_node('f2');
@@ -68,6 +74,8 @@ sub finish_pgbench
 # 1. every commit that returned is already on the synchronous follower
 ############################################################################
 
+# Odd ids commit with repl_ext.synchronous_flush_overlap = off (flush, then
+# ship), even ids with the default (the flush overlaps the shipping).
 my $pb = start_pgbench(8);
 my $lsess = $leader->background_psql('postgres', on_error_stop => 1);
 my $fsess = $f1->background_psql('postgres', on_error_stop => 1);
@@ -75,7 +83,9 @@ my $missing = 0;
 my $n = 300;
 for my $i (1 .. $n)
 {
-	$lsess->query_safe("INSERT INTO t VALUES ($i, 'sync $i')");
+	$lsess->query_safe($i % 2
+		? "BEGIN; SET LOCAL repl_ext.synchronous_flush_overlap = off; INSERT INTO t VALUES ($i, 'sync $i'); COMMIT;"
+		: "INSERT INTO t VALUES ($i, 'sync $i')");
 	my $c = $fsess->query_safe("SELECT count(*) FROM t WHERE id = $i");
 	$missing++ if $c ne '1';
 }
@@ -86,6 +96,18 @@ ok($tx > 0, "concurrent pgbench committed $tx transactions meanwhile");
 is($fsess->query_safe("SELECT sum(n) FROM load"),
 	$lsess->query_safe("SELECT sum(n) FROM load"),
 	'pgbench updates on f1 match the leader');
+
+# The leader crashes right after a commit returned: it is durable there
+# too, although its commit skipped the flush (the wait took it).
+$lsess->query_safe("INSERT INTO t VALUES (301, 'before the crash')");
+$lsess->quit;
+$leader->stop('immediate');
+$leader->start;
+is($leader->safe_psql('postgres', "SELECT count(*) FROM t WHERE id BETWEEN 1 AND 301"),
+	'301', 'every acknowledged commit survived the leader crash');
+wait_sync_states($leader, 'f1=sync f2=async')
+  or die 'f1 did not take the role again after the restart';
+$lsess = $leader->background_psql('postgres', on_error_stop => 1);
 
 ############################################################################
 # 2. the synchronous follower dies under load: f2 takes over
@@ -151,6 +173,43 @@ $fsess = $f1->background_psql('postgres', on_error_stop => 1);
 is($fsess->query_safe("SELECT v FROM t WHERE id = 5001"), 'back on f1',
 	'a commit is on f1 when it returns');
 
+############################################################################
+# 3b. PostgreSQL's own synchronous replication still waits
+############################################################################
+
+# With synchronous_standby_names set, a commit keeps its flush (and so its
+# wait in SyncRepWaitForLSN) instead of overlapping it with the shipping.
+# No standby of that name exists: the commit waits there until cancelled,
+# then waits for f1 as usual.
+$leader->safe_psql('postgres', "ALTER SYSTEM SET synchronous_standby_names = 'no_such_standby'");
+$leader->reload;
+$leader->poll_query_until('postgres',
+	"SELECT current_setting('synchronous_standby_names') = 'no_such_standby'")
+  or die 'reload not seen';
+{
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d',
+		  $leader->connstr('postgres') . ' application_name=syncrep', '-c',
+		  "INSERT INTO t VALUES (5002, 'built-in wait')" ],
+		'>', \$out, '2>', \$err);
+	ok($leader->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'syncrep' AND wait_event = 'SyncRep'"),
+		'a commit waits for the built-in synchronous standby as well');
+	$leader->safe_psql('postgres',
+		"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'syncrep'");
+	$h->finish;
+	like($err, qr/canceling wait for synchronous replication due to user request/,
+		'cancelled with the built-in WARNING');
+	like($out, qr/INSERT 0 1/, 'then it returned');
+	is($fsess->query_safe("SELECT v FROM t WHERE id = 5002"), 'built-in wait',
+		'and it was on f1 when it returned');
+}
+$leader->safe_psql('postgres', 'ALTER SYSTEM RESET synchronous_standby_names');
+$leader->reload;
+$leader->poll_query_until('postgres',
+	"SELECT current_setting('synchronous_standby_names') = ''")
+  or die 'reload not seen';
 
 ############################################################################
 # 4. strict mode with every follower down
