@@ -12,8 +12,19 @@
  * a tick like any other: the batches after T hold exactly the transactions
  * S does not see, including those in flight when S was taken.  A follower
  * that gets everything at S and then streams from T has nothing twice and
- * nothing missing.  Writers are never blocked: the copy reads with ACCESS
- * SHARE locks and only the supervisor's next tick waits, for milliseconds.
+ * nothing missing.  Writers are never blocked: the copy holds ACCESS SHARE
+ * locks and only the supervisor's next tick waits, for milliseconds.
+ *
+ * Rewrites.  TRUNCATE (and any other rewrite of a table: ALTER TABLE with a
+ * new relfilenode, VACUUM FULL, CLUSTER) is not MVCC-safe: a snapshot
+ * taken before it sees the table empty once it has committed.  A copy that
+ * read such a table after the rewrite would miss its rows as of S, while
+ * the batches after T would hold only what changed after S: the follower
+ * would lack rows (found by the chaos test: an UPDATE of a row the copy
+ * had not seen).  So both connections lock every replicated table in
+ * ACCESS SHARE mode before S is taken (snapconn) or imported (the copying
+ * connection), and keep the locks until the copy ends, as pg_dump does:
+ * such commands wait for the copy, ordinary writes do not.
  *
  * Tables added later (repl.add_table while followers exist) are copied the
  * same way at a new tick Tc while the follower is at some P < Tc; until it
@@ -353,6 +364,7 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 	ReplResult *ddl;
 	char	   *snapshot_name;
 	char	   *snapshot;
+	char	   *lock_sql;
 	const char *params[5];
 	CopyTable  *tables = NULL;
 	int			ntables = 0;
@@ -398,8 +410,23 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 		*err = psprintf("could not connect to the leader itself: %s", *err);
 		goto done;
 	}
+	/* every replicated table, locked before the snapshot (see Rewrites) */
+	if (!remote(src, "could not list the tables to lock",
+				"SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname, c.relname),"
+				"                             ', ' ORDER BY n.nspname, c.relname)"
+				"  FROM repl.replicated_tables t"
+				"  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
+				"  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace",
+				0, NULL, &res, err))
+		goto done;
+	lock_sql = repl_result_value(res, 0, 0) == NULL ? NULL :
+		psprintf("LOCK TABLE %s IN ACCESS SHARE MODE", repl_result_value(res, 0, 0));
 	if (!remote(snapconn, "could not start the snapshot transaction",
 				"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+				0, NULL, NULL, err))
+		goto done;
+	if (lock_sql != NULL &&
+		!remote(snapconn, "could not lock the tables to copy", lock_sql,
 				0, NULL, NULL, err))
 		goto done;
 	*tick = cut_copy_tick(snapconn, cxt, &snapshot_name, &snapshot, err);
@@ -415,6 +442,9 @@ repl_copy_tables(ReplConn *fconn, const ReplCopyRequest *req,
 		!remote(src, "could not start the copy transaction",
 				"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
 				0, NULL, NULL, err) ||
+		(lock_sql != NULL &&
+		 !remote(src, "could not lock the tables to copy", lock_sql,
+				 0, NULL, NULL, err)) ||
 		!remote(src, "could not import the copy snapshot",
 				psprintf("SET TRANSACTION SNAPSHOT %s",
 						 quote_literal_cstr(snapshot_name)),
