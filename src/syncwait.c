@@ -41,7 +41,7 @@
  * before.  The client's guarantee is unchanged: the supervisor flushes
  * every tick it cuts (which covers this commit, cut after it), and a
  * sender flushes the leader's WAL past a batch before it lets the
- * follower commit it (sender.c), so no follower ever holds what the
+ * follower commit it (sender_flush_wal), so no follower ever holds what the
  * leader could lose, and no client learns of a commit not flushed here.
  * As with synchronous_commit = off, other sessions may see the rows for
  * the length of one flush before they are durable; anything they write
