@@ -220,6 +220,7 @@ my $resyncs = 0;
 my %rejoin;       # former leader => { leader, next, tries } until it rejoined
 my @promotes;     # [ seconds, text ] of each promote
 my @promote_failures;
+my @promote_refusals;   # asynchronous follower refused, synchronous promoted
 my $promote_wanted = 0;
 my @events;       # [ time, text ] of everything injected
 my $max_log = 0;
@@ -440,18 +441,34 @@ sub promote_partitioned
 	my ($other) = grep { $_ ne $sync } @f;
 	my $target = @promotes % 2 == 0 && defined $other ? $other
 	  : $sync =~ /^\w+$/ ? $sync : $f[ int(rand(@f)) ];
-	my ($out, $err) = ('', '');
-	my $start = now();
-	my $ok = eval {
-		IPC::Run::run(
-			[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d',
-			  $node{$target}->connstr('postgres') . ' application_name=chaos_admin',
-			  '-c', 'SELECT repl.promote()' ],
-			'>', \$out, '2>', \$err, IPC::Run::timeout(2 * $timeout));
-		1;
+	my ($out, $err, $start, $ok, $secs);
+	my $try = sub {
+		($out, $err) = ('', '');
+		$start = now();
+		$ok = eval {
+			IPC::Run::run(
+				[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d',
+				  $node{$target}->connstr('postgres') . ' application_name=chaos_admin',
+				  '-c', 'SELECT repl.promote()' ],
+				'>', \$out, '2>', \$err, IPC::Run::timeout(2 * $timeout));
+			1;
+		};
+		$secs = now() - $start;
+		$err =~ s/\s+/ /g;
 	};
-	my $secs = now() - $start;
-	$err =~ s/\s+/ /g;
+	$try->();
+	# The asynchronous follower cannot take what it lacks from the
+	# synchronous one when that one was copied (resync, rejoin) after the
+	# position it lacks: promote refuses, as documented, naming the more
+	# up-to-date follower; a DBA then promotes that one, and so does this.
+	if (!($ok && $out =~ /^\d+$/m) && $sync =~ /^\w+$/ && $target ne $sync
+		&& $err =~ /follower "\Q$sync\E" is more up to date than this node/)
+	{
+		push @promote_refusals, sprintf('%.1f s: %s: %s', now() - $t0, $target, $err);
+		note_event("promote of $target refused as documented ($err); promoting $sync instead");
+		$target = $sync;
+		$try->();
+	}
 	if ($ok && $out =~ /^(\d+)$/m)
 	{
 		my $epoch = $1;
@@ -809,6 +826,8 @@ is(scalar(@violations), 0, "$probes consistency probes of the nodes during the r
   or diag(join("\n", @violations[ 0 .. min(19, $#violations) ]));
 is(scalar(@promote_failures), 0, 'every promote succeeded (' . scalar(@promotes) . ')')
   or diag(join("\n", @promote_failures));
+diag('promote of the asynchronous follower refused (the synchronous one promoted instead): '
+	. join('; ', @promote_refusals)) if @promote_refusals;
 
 # the log is cut back once the followers have it
 $leader->poll_query_until('postgres', 'SELECT count(*) < 100 FROM repl.log')
@@ -832,6 +851,9 @@ for my $n (@names)
 			# repl.resync_follower or repl.rejoin meeting a network fault or
 			# a crash of the other node (called again a second later)
 			next if $1 eq 'ERROR' && $line =~ / chaos_admin ERROR:  (?:could not (?:connect to|read the role of) (?:follower|the leader)|lost the connection to node)/;
+			# promote of the asynchronous follower refused (promote_partitioned)
+			next if $1 eq 'ERROR' && @promote_refusals
+			  && $line =~ / chaos_admin ERROR:  follower "\w+" is more up to date than this node/;
 			push @bad, $line;
 		}
 		elsif ($line =~ /terminated by signal (\d+)/ && $1 != 9)
