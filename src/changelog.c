@@ -26,7 +26,12 @@
  * and flushes right after, while the senders read and ship them; a sender
  * sends a batch without its Sync and lets the follower commit it only after
  * its own flush up to the WAL end it saw after reading the batch (worker.c).
- * The flush thus overlaps the network and the follower's apply.
+ * The flush thus overlaps the network and the follower's apply.  A
+ * commit that will wait for the synchronous follower while no other commit
+ * waits cuts a tick of its own instead, at PRE_COMMIT, in its own
+ * transaction (repl_cut_own_tick): its snapshot is widened to see that
+ * transaction, and the tick lock is held until the commit, so one commit
+ * record holds both and the senders can ship it at once.
  *
  * Rotation.  Triggers write to repl.log_N, N = shared cur_log.  Every
  * repl_ext.log_rotate_interval the supervisor moves to the next table (which
@@ -57,6 +62,7 @@
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -92,6 +98,15 @@ static uint64 rows_logged = 0;	/* row changes logged by this backend */
 static bool wrote_log = false;
 static bool wrote_table_event = false;
 static bool log_xact_callback_registered = false;
+
+/*
+ * The tick this transaction cut for itself (0: none), where its row is, and
+ * whether the transaction holds the tick lock for it (repl_cut_own_tick).
+ */
+static int64 own_tick = 0;
+static ItemPointerData own_tick_tid;
+static bool own_tick_locked = false;
+static Oid	own_tick_relid = InvalidOid;
 
 static void
 logcat_invalidate(Datum arg, Oid relid)
@@ -207,6 +222,10 @@ load_cur_log(void)
 	LWLockRelease(repl_shared->lock);
 }
 
+static int64 repl_cut_own_tick(void);
+static void drop_own_tick(void);
+static int64 repl_own_tick_committed(void);
+
 static void
 log_xact_callback(XactEvent event, void *arg)
 {
@@ -214,31 +233,37 @@ log_xact_callback(XactEvent event, void *arg)
 		return;
 	if (event == XACT_EVENT_PRE_COMMIT)
 	{
-		if (!wrote_table_event)
-			repl_sync_commit_prepare();
+		if (!wrote_table_event && repl_sync_commit_prepare())
+			(void) repl_cut_own_tick();
 	}
 	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
 		PGPROC	   *proc = repl_shared->supervisor;
-
 		bool		table_event = wrote_table_event;
+		int64		tick;
 
 		wrote_log = false;
 		wrote_table_event = false;
-		pg_atomic_fetch_add_u64(&repl_shared->commits, 1);
 
-		/*
-		 * Wake the supervisor only if it sleeps with nothing pending: once a
-		 * commit is pending it cuts the tick within batch_interval anyway,
-		 * and a wakeup per commit (a signal and a context switch) cost more
-		 * than the ticks.  The fetch_add above is a full barrier, paired
-		 * with the supervisor's (worker.c).  A stale pointer only causes a
-		 * spurious wakeup.
-		 */
-		if (proc != NULL &&
-			pg_atomic_read_u32(&repl_shared->wake_on_commit) != 0 &&
-			pg_atomic_exchange_u32(&repl_shared->wake_on_commit, 0) != 0)
-			SetLatch(&proc->procLatch);
+		/* a tick of its own covers this commit: no need of the supervisor */
+		tick = repl_own_tick_committed();
+		if (tick == 0)
+		{
+			pg_atomic_fetch_add_u64(&repl_shared->commits, 1);
+
+			/*
+			 * Wake the supervisor only if it sleeps with nothing pending:
+			 * once a commit is pending it cuts the tick within
+			 * batch_interval anyway, and a wakeup per commit (a signal and a
+			 * context switch) cost more than the ticks.  The fetch_add
+			 * above is a full barrier, paired with the supervisor's
+			 * (worker.c).  A stale pointer only causes a spurious wakeup.
+			 */
+			if (proc != NULL &&
+				pg_atomic_read_u32(&repl_shared->wake_on_commit) != 0 &&
+				pg_atomic_exchange_u32(&repl_shared->wake_on_commit, 0) != 0)
+				SetLatch(&proc->procLatch);
+		}
 
 		/*
 		 * The wait holds this transaction's locks.  add_table/remove_table
@@ -246,12 +271,14 @@ log_xact_callback(XactEvent event, void *arg)
 		 * they do not wait (it would deadlock).
 		 */
 		if (event == XACT_EVENT_COMMIT && !table_event)
-			repl_sync_commit_wait();
+			repl_sync_commit_wait(tick);
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 			 event == XACT_EVENT_PREPARE)
 	{
 		repl_sync_commit_abort();
+		own_tick = 0;
+		own_tick_locked = false;
 		wrote_log = false;
 		wrote_table_event = false;
 	}
@@ -272,6 +299,9 @@ repl_log_write(Oid relid, char op, const char *data, int len)
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
 	bytea	   *payload = NULL;
+
+	if (own_tick != 0)
+		drop_own_tick();
 
 	/* the xid must exist before cur_log is read: see file header */
 	fxid = GetTopFullTransactionId();
@@ -431,7 +461,8 @@ typedef void (*BatchRowFn) (TupleTableSlot *slot, void *arg);
  * synchronous commit, and the bulk of the sender's).
  */
 static void
-scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg)
+scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
+				   Snapshot snapshot)
 {
 	ReplPgSnapshot *from = (ReplPgSnapshot *) PG_DETOAST_DATUM(from_datum);
 	ReplPgSnapshot *to = (ReplPgSnapshot *) PG_DETOAST_DATUM(to_datum);
@@ -455,7 +486,7 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg)
 						FullTransactionIdGetDatum(from->xmax));
 			ScanKeyInit(&keys[1], 1, BTLessStrategyNumber, F_XID8LT,
 						FullTransactionIdGetDatum(to->xmax));
-			scan = index_beginscan(heap, index, GetActiveSnapshot(), 2, 0);
+			scan = index_beginscan(heap, index, snapshot ? snapshot : GetActiveSnapshot(), 2, 0);
 			index_rescan(scan, keys, 2, NULL, 0);
 			while (index_getnext_slot(scan, ForwardScanDirection, slot))
 			{
@@ -473,16 +504,23 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg)
 				continue;
 			ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_XID8EQ,
 						FullTransactionIdGetDatum(from->xip[j]));
-			scan = index_beginscan(heap, index, GetActiveSnapshot(), 1, 0);
+			scan = index_beginscan(heap, index, snapshot ? snapshot : GetActiveSnapshot(), 1, 0);
 			index_rescan(scan, keys, 1, NULL, 0);
 			while (index_getnext_slot(scan, ForwardScanDirection, slot))
 				fn(slot, arg);
 			index_endscan(scan);
 		}
 		ExecDropSingleTupleTableSlot(slot);
-		/* locks kept to the end of the transaction, as a query would */
-		index_close(index, NoLock);
-		table_close(heap, NoLock);
+
+		/*
+		 * Locks kept to the end of the transaction, as a query would, except
+		 * for a tick cut at commit (repl_cut_own_tick, which passes its
+		 * snapshot): that transaction may wait long for its follower, and
+		 * must not keep the supervisor from truncating a drained log table
+		 * meanwhile.
+		 */
+		index_close(index, snapshot ? AccessShareLock : NoLock);
+		table_close(heap, snapshot ? AccessShareLock : NoLock);
 	}
 }
 
@@ -494,11 +532,11 @@ count_row(TupleTableSlot *slot, void *arg)
 
 /* The number of rows repl.batch_changes(from, to) returns. */
 static int64
-count_batch_changes(Datum from_datum, Datum to_datum)
+count_batch_changes(Datum from_datum, Datum to_datum, Snapshot snapshot)
 {
 	int64		n = 0;
 
-	scan_batch_changes(from_datum, to_datum, count_row, &n);
+	scan_batch_changes(from_datum, to_datum, count_row, &n, snapshot);
 	return n;
 }
 
@@ -544,6 +582,66 @@ open_ticks(LOCKMODE lockmode)
 }
 
 /*
+ * The id the next tick gets, and the snapshot of the last one (*prev_snap),
+ * read with a snapshot taken after the tick lock.
+ */
+static int64
+next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
+{
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int64		tick_id = 1;
+	bool		isnull;
+
+	scan = index_beginscan(rel, idx, snapshot, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
+		*prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
+	}
+	else
+		*prev_snap = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum("1:1:"));
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return tick_id;
+}
+
+/*
+ * Insert tick tick_id with snapshot snap, counting the changes since the
+ * tick before (prev_snap) with log_snapshot (NULL: the active snapshot),
+ * which must see every transaction snap sees.
+ */
+static ItemPointerData
+insert_tick(Relation rel, Relation idx, int64 tick_id, Datum snap,
+			Datum prev_snap, Snapshot log_snapshot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values;
+	bool	   *nulls;
+	HeapTuple	tup;
+	ItemPointerData tid;
+
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc0(sizeof(bool) * desc->natts);
+	values[TICK_ATT_ID - 1] = Int64GetDatum(tick_id);
+	values[TICK_ATT_TIME - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[TICK_ATT_SNAP - 1] = snap;
+	values[TICK_ATT_N_CHANGES - 1] =
+		Int64GetDatum(count_batch_changes(prev_snap, snap, log_snapshot));
+	tup = heap_form_tuple(desc, values, nulls);
+	simple_heap_insert(rel, tup);
+	index_insert(idx, &values[TICK_ATT_ID - 1], &nulls[TICK_ATT_ID - 1],
+				 &tup->t_self, rel, UNIQUE_CHECK_YES, false, BuildIndexInfo(idx));
+	tid = tup->t_self;
+	heap_freetuple(tup);
+	pfree(values);
+	pfree(nulls);
+	return tid;
+}
+
+/*
  * repl_cut_tick
  *		Record a new tick; returns its id.  Runs in the caller's transaction,
  *		which must commit right after (the supervisor's).  Tick cutters are
@@ -566,16 +664,10 @@ repl_cut_tick(const char *snapshot, bool ship_unflushed)
 {
 	Relation	rel;
 	Relation	idx;
-	TupleDesc	desc;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
 	Snapshot	latest;
-	int64		tick_id = 1;
+	int64		tick_id;
 	Datum		prev_snap;
-	Datum	   *values;
-	bool	   *nulls;
-	HeapTuple	tup;
-	bool		isnull;
+	Datum		snap;
 
 	/*
 	 * Plain heap and index access, as the capture trigger's: this runs for
@@ -583,49 +675,23 @@ repl_cut_tick(const char *snapshot, bool ship_unflushed)
 	 */
 	repl_lock_ticks();
 	rel = open_ticks(RowExclusiveLock);
-	desc = RelationGetDescr(rel);
 	idx = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
-
-	/* the last tick, with a snapshot taken after the lock */
 	latest = RegisterSnapshot(GetLatestSnapshot());
-	scan = index_beginscan(rel, idx, latest, 0, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
-	slot = table_slot_create(rel, NULL);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
-	{
-		tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
-		prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
-	}
-	else
-		prev_snap = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum("1:1:"));
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
+	tick_id = next_tick(rel, idx, latest, &prev_snap);
 	UnregisterSnapshot(latest);
-
-	values = palloc(sizeof(Datum) * desc->natts);
-	nulls = palloc0(sizeof(bool) * desc->natts);
-	values[TICK_ATT_ID - 1] = Int64GetDatum(tick_id);
-	values[TICK_ATT_TIME - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	/*
 	 * A snapshot taken after the lock: the tick's own (or as new as the
 	 * given one), and the one the log is counted with.
 	 */
 	PushActiveSnapshot(GetTransactionSnapshot());
-	values[TICK_ATT_SNAP - 1] = snapshot == NULL ?
+	snap = snapshot == NULL ?
 		DirectFunctionCall1(pg_current_snapshot, (Datum) 0) :
 		DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(snapshot));
-	values[TICK_ATT_N_CHANGES - 1] =
-		Int64GetDatum(count_batch_changes(prev_snap, values[TICK_ATT_SNAP - 1]));
+	(void) insert_tick(rel, idx, tick_id, snap, prev_snap, NULL);
 	PopActiveSnapshot();
-
-	tup = heap_form_tuple(desc, values, nulls);
-	simple_heap_insert(rel, tup);
-	index_insert(idx, &values[TICK_ATT_ID - 1], &nulls[TICK_ATT_ID - 1],
-				 &tup->t_self, rel, UNIQUE_CHECK_YES, false, BuildIndexInfo(idx));
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
-	heap_freetuple(tup);
 	CommandCounterIncrement();
 
 	/*
@@ -640,6 +706,177 @@ repl_cut_tick(const char *snapshot, bool ship_unflushed)
 	if (!ship_unflushed && synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
 		XLogFlush(XactLastRecEnd);
 	return tick_id;
+}
+
+/* xid as a full id, given a full id less than 2^31 transactions away */
+static FullTransactionId
+widen_xid(TransactionId xid, FullTransactionId near)
+{
+	int32		diff = (int32) (xid - XidFromFullTransactionId(near));
+
+	return FullTransactionIdFromU64(U64FromFullTransactionId(near) + diff);
+}
+
+static int
+cmp_fxid(const void *a, const void *b)
+{
+	uint64		x = U64FromFullTransactionId(*(const FullTransactionId *) a);
+	uint64		y = U64FromFullTransactionId(*(const FullTransactionId *) b);
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * pg_current_snapshot() of the active snapshot, changed to see this
+ * transaction (top-level id own) as well.
+ *
+ * GetSnapshotData leaves our own id out of xip, so below xmax we are
+ * visible already.  At or past xmax, xmax moves to own + 1, and the
+ * top-level ids in between that were running must go into xip (the log is
+ * tagged with top-level ids only).  None of the ids from xmax on had
+ * completed when the snapshot was taken (xmax is one past the latest
+ * completed id), so taking every top-level id in that range that is in
+ * the proc array now is safe: one that completed since is either visible
+ * to the count that follows (committed: counted here, and never shipped
+ * before, as no earlier tick saw it), or has no rows (aborted).  Ids
+ * assigned after the snapshot are past own.
+ */
+static Datum
+own_tick_snapshot(FullTransactionId own)
+{
+	ReplPgSnapshot *cur;
+	ReplPgSnapshot *snap;
+	uint32		n;
+	uint32		i;
+	uint32		j;
+
+	cur = (ReplPgSnapshot *) DatumGetPointer(DirectFunctionCall1(pg_current_snapshot, (Datum) 0));
+	if (FullTransactionIdPrecedes(own, cur->xmax))
+		return PointerGetDatum(cur);
+
+	snap = palloc(offsetof(ReplPgSnapshot, xip) +
+				  sizeof(FullTransactionId) * (cur->nxip + ProcGlobal->allProcCount));
+	snap->xmin = cur->xmin;
+	memcpy(snap->xip, cur->xip, sizeof(FullTransactionId) * cur->nxip);
+	n = cur->nxip;
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (i = 0; i < ProcGlobal->allProcCount; i++)
+	{
+		TransactionId xid = ((volatile TransactionId *) ProcGlobal->xids)[i];
+		FullTransactionId fxid;
+
+		if (!TransactionIdIsNormal(xid))
+			continue;
+		fxid = widen_xid(xid, own);
+		if (!FullTransactionIdPrecedes(fxid, cur->xmax) &&
+			FullTransactionIdPrecedes(fxid, own))
+			snap->xip[n++] = fxid;
+	}
+	LWLockRelease(ProcArrayLock);
+	qsort(snap->xip, n, sizeof(FullTransactionId), cmp_fxid);
+	for (i = j = 0; i < n; i++)
+		if (j == 0 || !FullTransactionIdEquals(snap->xip[i], snap->xip[j - 1]))
+			snap->xip[j++] = snap->xip[i];
+	snap->nxip = j;
+	snap->xmax = FullTransactionIdFromU64(U64FromFullTransactionId(own) + 1);
+	SET_VARSIZE(snap, offsetof(ReplPgSnapshot, xip) + sizeof(FullTransactionId) * j);
+	return PointerGetDatum(snap);
+}
+
+/*
+ * repl_cut_own_tick
+ *		At XACT_EVENT_PRE_COMMIT of a transaction that wrote the log and
+ *		will wait for the synchronous follower: record a tick whose
+ *		snapshot sees every transaction committed so far and this one.  One
+ *		commit record (and one flush) then holds both, and the senders can
+ *		ship the tick the moment the transaction commits, without waiting
+ *		for the supervisor to cut one.  The tick lock is held until
+ *		repl_own_tick_committed releases it right after the commit: no
+ *		other tick can come between this tick and the commit that makes it
+ *		visible, so snapshots still grow with tick ids.
+ *
+ *		Returns 0, leaving the tick to the supervisor, if another tick is
+ *		being cut (under load the supervisor's ticks, each covering many
+ *		commits, beat a queue of commits taking turns for the lock), or if
+ *		the transaction is SERIALIZABLE (its insert into repl.tick would
+ *		meet the predicate locks of readers of repl.status).  Holding the
+ *		lock, the transaction may still wait for a lock in the rest of its
+ *		commit (PreCommit_Notify takes one), but never for one that a
+ *		commit waiting for a tick holds (release_notify_lock in
+ *		syncwait.c).  Both scans use SnapshotSelf: on these insert-only
+ *		tables, the committed rows and ours, as a new MVCC snapshot after
+ *		CommandCounterIncrement would give.
+ */
+static int64
+repl_cut_own_tick(void)
+{
+	Oid			relid = repl_catalog_relid("tick");
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	Relation	rel;
+	Relation	idx;
+	int64		tick_id;
+	Datum		prev_snap;
+	Datum		snap;
+
+	own_tick = 0;
+	if (!FullTransactionIdIsValid(own) || IsolationIsSerializable() ||
+		!ConditionalLockRelationOid(relid, ExclusiveLock))
+		return 0;
+	own_tick_locked = true;
+	own_tick_relid = relid;
+	rel = open_ticks(RowExclusiveLock);
+	idx = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+	tick_id = next_tick(rel, idx, SnapshotSelf, &prev_snap);
+	PushActiveSnapshot(GetLatestSnapshot());
+	snap = own_tick_snapshot(own);
+	PopActiveSnapshot();
+	own_tick_tid = insert_tick(rel, idx, tick_id, snap, prev_snap, SnapshotSelf);
+
+	/* the EXCLUSIVE lock covers what these did */
+	index_close(idx, RowExclusiveLock);
+	table_close(rel, RowExclusiveLock);
+	own_tick = tick_id;
+	return tick_id;
+}
+
+/*
+ * The transaction writes the log after it cut its own tick (a later
+ * PRE_COMMIT callback of another module changed a replicated table): that
+ * tick did not count these changes, so take it back and leave the commit
+ * to the supervisor's next tick.  The lock stays until the commit, as
+ * the tick row's deletion must not become visible before it.
+ */
+static void
+drop_own_tick(void)
+{
+	Relation	rel = table_open(own_tick_relid, RowExclusiveLock);
+
+	simple_heap_delete(rel, &own_tick_tid);
+	table_close(rel, RowExclusiveLock);
+	own_tick = 0;
+}
+
+/*
+ * repl_own_tick_committed
+ *		At XACT_EVENT_COMMIT: release the tick lock repl_cut_own_tick took
+ *		(the commit made the tick visible), make the tick the newest known,
+ *		and wake the senders.  Returns the tick's id, 0 if none was cut.
+ */
+static int64
+repl_own_tick_committed(void)
+{
+	int64		tick = own_tick;
+
+	if (own_tick_locked)
+		UnlockRelationOid(own_tick_relid, ExclusiveLock);
+	own_tick_locked = false;
+	if (tick == 0)
+		return 0;
+	own_tick = 0;
+	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
+	repl_publish_tick_locked(tick);
+	LWLockRelease(repl_shared->lock);
+	return tick;
 }
 
 /*
@@ -888,7 +1125,7 @@ read_small_tick(Datum from_snap, Datum to_snap, MemoryContext outcxt,
 	br.rows = palloc(sizeof(HeapTuple) * br.size);
 	br.seqs = palloc(sizeof(int64) * br.size);
 	/* the caller's snapshot sees the tick, so every transaction to_snap sees */
-	scan_batch_changes(from_snap, to_snap, collect_row, &br);
+	scan_batch_changes(from_snap, to_snap, collect_row, &br, NULL);
 	order = palloc(sizeof(int64 *) * Max(br.n, 1));
 	for (i = 0; i < br.n; i++)
 		order[i] = &br.seqs[i];

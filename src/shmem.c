@@ -75,6 +75,7 @@ repl_shmem_startup(void)
 						   ((uint64) GetCurrentTimestamp()) << 4);
 		pg_atomic_init_u64(&repl_shared->commits, 0);
 		pg_atomic_init_u32(&repl_shared->wake_on_commit, 1);
+		pg_atomic_init_u32(&repl_shared->sync_nwaiting, 0);
 		pg_atomic_init_u32(&repl_shared->config_generation, 1);
 		pg_atomic_init_u32(&repl_shared->cur_log, 0);
 		pg_atomic_init_u64(&repl_shared->fenced_epoch, 0);
@@ -134,6 +135,29 @@ repl_wake_supervisor(void)
 	if (proc != NULL)
 		SetLatch(&proc->procLatch);
 	LWLockRelease(repl_shared->lock);
+}
+
+/*
+ * repl_publish_tick_locked
+ *		Record tick as the newest committed one and wake every sender.
+ *		Ticks commit in id order, but whoever cut them (the supervisor, a
+ *		commit with its own tick) may get here in any order.  The caller
+ *		holds ReplShared.lock exclusively.
+ */
+void
+repl_publish_tick_locked(int64 tick)
+{
+	int			i;
+
+	if (repl_shared->last_tick < tick)
+		repl_shared->last_tick = tick;
+	for (i = 0; i < repl_shared->nslots; i++)
+	{
+		ReplFollowerSlot *slot = &repl_shared->slots[i];
+
+		if (slot->in_use && slot->proc)
+			SetLatch(&slot->proc->procLatch);
+	}
 }
 
 static void

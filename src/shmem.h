@@ -75,6 +75,8 @@ typedef struct ReplShared
 	pg_atomic_uint32 wake_on_commit;	/* atomic: the supervisor sleeps with
 										 * no commit pending; the next commit
 										 * clears it and wakes it */
+	pg_atomic_uint32 sync_nwaiting; /* atomic: commits waiting for the
+									 * synchronous follower now */
 	pg_atomic_uint32 config_generation; /* atomic: catalog changes */
 	pg_atomic_uint32 cur_log;	/* atomic: log table triggers write into */
 	bool		cur_log_valid;	/* cur_log has been loaded from the catalog */
@@ -116,6 +118,7 @@ extern int	repl_sync_nwaiters;
 extern void repl_shmem_init(void);
 extern void repl_check_preloaded(void);
 extern void repl_wake_supervisor(void);
+extern void repl_publish_tick_locked(int64 tick);
 extern void repl_wake_supervisor_at_commit(void);
 extern void repl_advance_seq_floor(uint64 floor);
 

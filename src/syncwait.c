@@ -22,8 +22,11 @@
  *
  * The wait.  It runs in the XACT_EVENT_COMMIT callback: the transaction is
  * committed and visible, interrupts are held (CommitTransaction), and no
- * error may be raised.  The backend asks the supervisor for a tick (which
- * the supervisor cuts at once, without waiting for repl_ext.batch_interval),
+ * error may be raised.  If the transaction cut its own tick at PRE_COMMIT
+ * (repl_sync_commit_prepare, repl_cut_own_tick: while no other commit
+ * waits), that tick holds it and the senders are already woken.
+ * Otherwise the backend asks the supervisor for a tick (which the
+ * supervisor cuts at once, without waiting for repl_ext.batch_interval),
  * learns the id of the first tick cut after its request -- that tick's
  * snapshot sees this transaction -- and sleeps until the synchronous
  * follower's applied position reaches it.  Senders broadcast progress_cv
@@ -35,14 +38,18 @@
  *
  * The local flush.  A commit that will wait does not flush its own WAL
  * before it becomes visible: repl_sync_commit_prepare turns
- * synchronous_commit off for it at PRE_COMMIT, and repl_sync_commit_wait
- * flushes up to XactLastCommitEnd when the wait ends, whatever ended it.
- * The flush thus runs while the batch is cut, shipped and applied, not
- * before.  The client's guarantee is unchanged: the supervisor flushes
- * every tick it cuts (which covers this commit, cut after it), and a
- * sender flushes the leader's WAL past a batch before it lets the
- * follower commit it (sender_flush_wal), so no follower ever holds what the
- * leader could lose, and no client learns of a commit not flushed here.
+ * synchronous_commit off for it at PRE_COMMIT.  With its own tick, nothing
+ * of the tick comes after its commit record, so repl_sync_commit_wait
+ * flushes up to XactLastCommitEnd at once, while the senders read and ship
+ * the tick; otherwise when the wait ends, whatever ended it, as the
+ * supervisor's tick (after the commit in the WAL) needs a flush of its own
+ * anyway.  The flush thus runs while the batch is cut, shipped and
+ * applied, not before.  The client's guarantee is unchanged: the
+ * supervisor flushes every tick it cuts (which covers this commit, cut
+ * after it), and a sender flushes the leader's WAL past a batch before it
+ * lets the follower commit it (sender_flush_wal), so no follower ever holds
+ * what the leader could lose, and no client learns of a commit not flushed
+ * here.
  * As with synchronous_commit = off, other sessions may see the rows for
  * the length of one flush before they are durable; anything they write
  * after reading them commits later in the WAL and flushes them too.  Not
@@ -71,12 +78,14 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_database.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "replication/syncrep.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
@@ -445,6 +454,7 @@ static void
 end_wait(ReplSyncWaiter *me)
 {
 	ConditionVariableCancelSleep();
+	pg_atomic_fetch_sub_u32(&repl_shared->sync_nwaiting, 1);
 	if (me == NULL)
 		return;
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
@@ -472,21 +482,41 @@ sync_wait_expected(void)
 static bool flush_deferred = false;
 
 /*
- * repl_sync_commit_prepare
- *		At XACT_EVENT_PRE_COMMIT of a transaction that will call
- *		repl_sync_commit_wait: let its commit skip the local WAL flush,
- *		which the wait then takes (see file header).
+ * Is no other commit waiting for the synchronous follower?  Otherwise a
+ * batch is on its way, which this commit cannot join, and by the time it
+ * is confirmed the supervisor has cut one tick for all commits that came
+ * meanwhile (cheaper than one each).  A hint only.
  */
-void
+static bool
+sync_no_waiters(void)
+{
+	return pg_atomic_read_u32(&repl_shared->sync_nwaiting) == 0;
+}
+
+/*
+ * repl_sync_commit_prepare
+ *		At XACT_EVENT_PRE_COMMIT of a transaction that wrote the log: if
+ *		its commit is going to wait for the synchronous follower, let the
+ *		commit skip the local WAL flush, which the wait then takes (see
+ *		file header).  Returns true if the caller should cut the
+ *		transaction's own tick (repl_cut_own_tick): the commit will wait,
+ *		no other commit waits (sync_no_waiters), the commit does not flush
+ *		(the tick lock would be held across the flush), and PostgreSQL's
+ *		own synchronous replication does not wait inside it
+ *		(synchronous_standby_names).
+ */
+bool
 repl_sync_commit_prepare(void)
 {
 	flush_deferred = false;
-	if (!repl_synchronous_flush_overlap ||
-		synchronous_commit <= SYNCHRONOUS_COMMIT_OFF ||
-		(SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0') ||
+	if ((SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0') ||
 		IsInParallelMode() ||
 		!sync_wait_expected())
-		return;
+		return false;
+	if (synchronous_commit <= SYNCHRONOUS_COMMIT_OFF)
+		return sync_no_waiters();
+	if (!repl_synchronous_flush_overlap)
+		return false;
 
 	/*
 	 * Reverted with the transaction's other SET LOCALs.  Not applied (it
@@ -497,6 +527,7 @@ repl_sync_commit_prepare(void)
 						  PGC_S_SESSION, GUC_ACTION_LOCAL, true, DEBUG1,
 						  false) > 0)
 		flush_deferred = true;
+	return flush_deferred && sync_no_waiters();
 }
 
 /*
@@ -523,6 +554,25 @@ flush_own_commit(void)
 }
 
 /*
+ * A transaction that sent notifications holds the lock that PreCommit_Notify
+ * (commands/async.c) takes to keep the notification queue in commit order
+ * until its locks are released, after this wait.  It has committed: let the
+ * next notifying transaction go now.  Otherwise every NOTIFY in the database
+ * would wait for this confirmation, and a commit cutting its own tick could
+ * wait for this lock while it holds the tick lock that the supervisor needs
+ * to cut the tick this commit waits for (repl_cut_own_tick).
+ */
+static void
+release_notify_lock(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, InvalidOid, 0);
+	if (LockHeldByMe(&tag, AccessExclusiveLock))
+		UnlockSharedObject(DatabaseRelationId, InvalidOid, 0, AccessExclusiveLock);
+}
+
+/*
  * repl_sync_commit_wait
  *		Wait until the synchronous follower has applied the transaction
  *		that just committed (see file header).  Called at XACT_EVENT_COMMIT
@@ -530,7 +580,7 @@ flush_own_commit(void)
  *		error: the commit has happened.
  */
 void
-repl_sync_commit_wait(void)
+repl_sync_commit_wait(int64 own_tick)
 {
 	ReplSyncWaiter *me = NULL;
 	PGPROC	   *supervisor;
@@ -561,18 +611,35 @@ repl_sync_commit_wait(void)
 		flush_own_commit();
 		return;
 	}
-	request = ++repl_shared->tick_requested;
+	if (own_tick > 0)
+	{
+		/* the transaction's own tick holds it (repl_cut_own_tick) */
+		request = 0;
+		target = own_tick;
+	}
+	else
+		request = ++repl_shared->tick_requested;
 	start = GetCurrentTimestamp();
+	pg_atomic_fetch_add_u32(&repl_shared->sync_nwaiting, 1);
 	if (MyBackendId > 0 && MyBackendId <= repl_sync_nwaiters)
 	{
 		me = &repl_sync_waiters[MyBackendId - 1];
 		me->start = start;
-		me->target = -1;
+		me->target = target;
 	}
 	supervisor = repl_shared->supervisor;
 	LWLockRelease(repl_shared->lock);
-	if (supervisor != NULL)
+	if (own_tick > 0)
+	{
+		/*
+		 * Nothing comes after this commit record in the tick: the flush can
+		 * start now, while the senders read and ship the tick.
+		 */
+		flush_own_commit();
+	}
+	else if (supervisor != NULL)
 		SetLatch(&supervisor->procLatch);
+	release_notify_lock();
 
 	for (;;)
 	{

@@ -13,9 +13,9 @@
 
 #include "shmem.h"
 
-extern void repl_sync_commit_prepare(void);
+extern bool repl_sync_commit_prepare(void);
 extern void repl_sync_commit_abort(void);
-extern void repl_sync_commit_wait(void);
+extern void repl_sync_commit_wait(int64 own_tick);
 extern long repl_sync_manage(void);
 extern void repl_sync_assign_locked(void);
 extern bool repl_slot_is_streaming(const ReplFollowerSlot *slot);

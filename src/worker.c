@@ -121,7 +121,6 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 	int64		requested;
 	int64		tick_id;
 	XLogRecPtr	tick_end;
-	int			i;
 
 	LWLockAcquire(repl_shared->lock, LW_SHARED);
 	requested = repl_shared->tick_requested;
@@ -149,16 +148,9 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 	tick_end = XactLastCommitEnd;
 
 	LWLockAcquire(repl_shared->lock, LW_EXCLUSIVE);
-	repl_shared->last_tick = tick_id;
+	repl_publish_tick_locked(tick_id);
 	if (repl_shared->tick_served < requested)
 		repl_shared->tick_served = requested;
-	for (i = 0; i < repl_shared->nslots; i++)
-	{
-		ReplFollowerSlot *slot = &repl_shared->slots[i];
-
-		if (slot->in_use && slot->proc)
-			SetLatch(&slot->proc->procLatch);
-	}
 	LWLockRelease(repl_shared->lock);
 
 	/* the flush first: the senders need it, the waiters only the tick id */

@@ -1,0 +1,215 @@
+# A synchronous commit cuts its own tick: at PRE_COMMIT, while no other
+# commit waits, the transaction inserts a tick whose snapshot sees it, so
+# one commit record holds both and the senders ship it at once, with no
+# tick from the supervisor in between (changelog.c, repl_cut_own_tick).
+#
+#  1. A lone synchronous commit's tick is its own (the tick row's xmin is
+#     the transaction's id), sees it, and the row is on f1 when COMMIT
+#     returns.  SET LOCAL synchronous_commit = off commits also cut one.
+#  2. No own tick with repl_ext.synchronous_flush_overlap = off (the commit
+#     flushes, which must not happen under the tick lock), for SERIALIZABLE
+#     transactions, with repl_ext.synchronous_commit = off (no wait), or
+#     while another commit waits (the supervisor's tick serves both).
+#  3. Transaction ids in flight between the snapshot's xmax and our own:
+#     an open writer X got its id before T, and T commits.  T's tick must
+#     see T and not X, though X's id lies below T's (the snapshot's xmax
+#     moves past T, X goes into xip).  X commits later and reaches the
+#     followers exactly once.  Retried until the snapshot's xmax was at or
+#     below X (other commits in between can move it past X).
+#  4. NOTIFY: four clients commit synchronous writes with NOTIFY for a
+#     bounded time.  A commit cutting its own tick may wait for the NOTIFY
+#     lock while it holds the tick lock; a waiting commit therefore gives
+#     up that lock once committed (syncwait.c, release_notify_lock), or a
+#     waiter that needs the supervisor's tick would hold it while the
+#     supervisor waits for the tick lock.  All complete, a listener gets
+#     every notification, and both followers match the leader.
+#
+#   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/t/072_own_tick.pl
+use strict;
+use warnings;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ReplExtTest;
+
+# no role move while section 2 holds f1's apply
+my $leader = new_node('leader', 'repl_ext.synchronous_failover_timeout' => '10min');
+my $f1 = new_node('f1');
+my $f2 = new_node('f2');
+
+$leader->safe_psql('postgres', q{
+CREATE TABLE t (id bigint PRIMARY KEY, v text NOT NULL);
+CREATE TABLE n (id bigserial PRIMARY KEY, client int NOT NULL);
+});
+$leader->safe_psql('postgres', "SELECT repl.init_leader('leader', '" . connstr($leader) . "')");
+$leader->safe_psql('postgres', "SELECT repl.add_table('t'), repl.add_table('n')");
+$leader->safe_psql('postgres',
+	"SELECT repl.add_follower('f1', '" . connstr($f1) . "', synchronous => true)");
+$leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
+wait_catchup($leader);
+wait_sync_states($leader, 'f1=sync f2=async')
+  or die 'f1 never became synchronous';
+
+# Commit one row in a transaction of its own after @pre; returns the
+# transaction's id.
+sub commit_row
+{
+	my ($id, @pre) = @_;
+	my $sql = join('', map { "$_;\n" } 'BEGIN', @pre)
+	  . "INSERT INTO t VALUES ($id, 'r$id');\n"
+	  . "SELECT pg_current_xact_id();\nCOMMIT;\n";
+	return $leader->safe_psql('postgres', $sql);
+}
+
+# The tick whose row the transaction xid wrote: "id|sees xid" or ''.
+sub own_tick_of
+{
+	my ($xid) = @_;
+	return $leader->safe_psql('postgres', qq{
+SELECT tick_id || '|' || pg_catalog.pg_visible_in_snapshot('$xid'::xid8, snap)::int
+  FROM repl.tick WHERE xmin OPERATOR(pg_catalog.=) '$xid'::xid8::xid});
+}
+
+# 1. own ticks
+my $id = 0;
+my ($ok_own, $ok_on_f1) = (0, 0);
+for my $i (1 .. 20)
+{
+	$id++;
+	my $xid = commit_row($id);
+	my $on_f1 = $f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id");
+	$ok_on_f1++ if $on_f1 eq '1';
+	$ok_own++ if own_tick_of($xid) =~ /^\d+\|1$/;
+}
+is($ok_on_f1, 20, 'every commit is on f1 when COMMIT returns');
+# an own tick needs the tick lock free; the supervisor may hold it now and then
+cmp_ok($ok_own, '>=', 15, "a lone synchronous commit cuts its own tick, which sees it ($ok_own of 20)");
+
+$id++;
+my $xid = commit_row($id, 'SET LOCAL synchronous_commit = off');
+like(own_tick_of($xid), qr/^\d+\|1$/,
+	'a commit with synchronous_commit = off that waits cuts its own tick too');
+
+# 2. no own tick
+$id++;
+$xid = commit_row($id, 'SET LOCAL repl_ext.synchronous_flush_overlap = off');
+is(own_tick_of($xid), '', 'no own tick with repl_ext.synchronous_flush_overlap = off');
+is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '1',
+	'... and the commit still waited for f1');
+
+$id++;
+$xid = commit_row($id, 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE');
+is(own_tick_of($xid), '', 'no own tick for a SERIALIZABLE transaction');
+is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '1',
+	'... and the commit still waited for f1');
+
+$id++;
+$xid = commit_row($id, 'SET LOCAL repl_ext.synchronous_commit = off');
+is(own_tick_of($xid), '', 'no own tick for a commit that does not wait');
+
+# Another commit waits: f1's apply is held by a lock there, a first commit
+# waits (own tick), the second sees it waiting and leaves its tick to the
+# supervisor.
+my $f1_lock = $f1->background_psql('postgres', on_error_stop => 1);
+$f1_lock->query_safe('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+my $waiter = $leader->background_psql('postgres', on_error_stop => 0);
+$id++;
+my $first = $id;
+$waiter->query_until(qr/started/, "\\echo started\nINSERT INTO t VALUES ($first, 'w');\n");
+ok($leader->poll_query_until('postgres',
+	"SELECT waiting_commits = 1 FROM repl.status WHERE node_name = 'f1'"),
+	'a commit waits for f1');
+$id++;
+my ($second_out, $second_err) = ('', '');
+my $second_h = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-q', '-d', $leader->connstr('postgres'), '-c',
+	  "BEGIN; INSERT INTO t VALUES ($id, 'w'); SELECT pg_current_xact_id(); COMMIT;" ],
+	'>', \$second_out, '2>', \$second_err);
+ok($leader->poll_query_until('postgres',
+	"SELECT waiting_commits = 2 FROM repl.status WHERE node_name = 'f1'"),
+	'a second commit waits');
+$f1_lock->query_safe('COMMIT');
+$f1_lock->quit;
+$second_h->finish;
+$waiter->quit;
+chomp $second_out;
+like($second_out, qr/^\d+$/, 'the second commit returned');
+is(own_tick_of($second_out), '', 'no own tick for a commit made while another waits');
+is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id IN ($first, $id)"), '2',
+	'both waiting commits are on f1');
+
+# 3. ids in flight below our own
+my $since = $leader->safe_psql('postgres', 'SELECT extract(epoch FROM now())');
+my $gap_seen = 0;
+for my $try (1 .. 30)
+{
+	my $x = $leader->background_psql('postgres', on_error_stop => 1);
+	$id++;
+	my $xid_x = $x->query_safe("BEGIN; INSERT INTO t VALUES ($id, 'x'); SELECT pg_current_xact_id();");
+	chomp $xid_x;
+	$id++;
+	my $xid_t = commit_row($id);
+	my $r = $leader->safe_psql('postgres', qq{
+SELECT pg_catalog.pg_visible_in_snapshot('$xid_t'::xid8, snap)::int
+       || '|' || pg_catalog.pg_visible_in_snapshot('$xid_x'::xid8, snap)::int
+       || '|' || (pg_catalog.pg_snapshot_xmax(snap)::text::bigint OPERATOR(pg_catalog.=) $xid_t + 1)::int
+       || '|' || ('$xid_x'::xid8 OPERATOR(pg_catalog.=) ANY (SELECT pg_catalog.pg_snapshot_xip(snap)))::int
+  FROM repl.tick WHERE xmin OPERATOR(pg_catalog.=) '$xid_t'::xid8::xid});
+	$x->query_safe('COMMIT');
+	$x->quit;
+	next if $r eq '';		# the tick lock was busy: no own tick this time
+	my ($sees_t, $sees_x, $xmax_moved, $x_in_xip) = split /\|/, $r;
+	is("$sees_t|$sees_x", '1|0', "try $try: T's own tick sees T, not the open X below it");
+	if ($xmax_moved eq '1')
+	{
+		is($x_in_xip, '1', "try $try: the snapshot's xmax moved past T and X went into xip");
+		$gap_seen = 1;
+		last;
+	}
+}
+ok($gap_seen, 'an own tick had to move xmax past ids still in flight');
+is(catchup_or_error($leader, 'f1', $since) . catchup_or_error($leader, 'f2', $since), '',
+	'both followers catch up (no change applied twice)');
+compare_nodes($leader, $f1, 't', 'id');
+compare_nodes($leader, $f2, 't', 'id');
+
+# 4. NOTIFY from synchronous commits, four clients at once
+$since = $leader->safe_psql('postgres', 'SELECT extract(epoch FROM now())');
+my $listener = $leader->background_psql('postgres', on_error_stop => 1);
+$listener->query_safe('LISTEN repl_ext_test');
+my $script = $leader->basedir . '/notify.sql';
+PostgreSQL::Test::Utils::append_to_file($script, q{
+BEGIN;
+INSERT INTO n (client) VALUES (:client_id);
+NOTIFY repl_ext_test;
+COMMIT;
+});
+my ($out, $err) = ('', '');
+my $pgbench = IPC::Run::start(
+	[ 'pgbench', '-n', '-h', $leader->host, '-p', $leader->port, '-c', '4',
+	  '-t', '300', '-f', $script, 'postgres' ],
+	'>', \$out, '2>', \$err,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+my $finished = eval { $pgbench->finish; 1 };
+if (!$finished)
+{
+	$pgbench->kill_kill;
+	diag($leader->safe_psql('postgres',
+		"SELECT pid, wait_event_type, wait_event, state, left(query, 60) FROM pg_stat_activity WHERE datname = 'postgres'"));
+}
+ok($finished && $pgbench->result == 0, '1,200 synchronous commits with NOTIFY from four clients all complete')
+  or diag("pgbench: $out $err");
+is($leader->safe_psql('postgres', 'SELECT count(*) FROM n'), '1200', 'all 1,200 rows committed');
+is($f1->safe_psql('postgres', 'SELECT count(*) FROM n'), '1200', 'all 1,200 rows on the synchronous f1');
+# psql prints the notifications it received after its next command
+my $heard = $listener->query_safe('SELECT 1');
+my $notified = () = $heard =~ /Asynchronous notification "repl_ext_test"/g;
+$listener->quit;
+is($notified, 1200, 'the listener got every notification');
+is(catchup_or_error($leader, 'f2', $since), '', 'f2 catches up');
+compare_nodes($leader, $f1, 'n', 'id');
+compare_nodes($leader, $f2, 'n', 'id');
+
+$_->stop for ($leader, $f1, $f2);
+done_testing();
