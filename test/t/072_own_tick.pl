@@ -15,7 +15,8 @@
 #     see T and not X, though X's id lies below T's (the snapshot's xmax
 #     moves past T, X goes into xip).  X commits later and reaches the
 #     followers exactly once.  Retried until the snapshot's xmax was at or
-#     below X (other commits in between can move it past X).
+#     below X (other commits in between can move it past X).  Every tick
+#     kept meanwhile counts exactly the changes repl.batch_changes gives.
 #  4. NOTIFY: four clients commit synchronous writes with NOTIFY for a
 #     bounded time.  A commit cutting its own tick may wait for the NOTIFY
 #     lock while it holds the tick lock; a waiting commit therefore gives
@@ -139,7 +140,10 @@ is(own_tick_of($second_out), '', 'no own tick for a commit made while another wa
 is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id IN ($first, $id)"), '2',
 	'both waiting commits are on f1');
 
-# 3. ids in flight below our own
+# 3. ids in flight below our own (f2 paused: the ticks are kept for the
+#    count check below)
+$leader->safe_psql('postgres', "SELECT repl.pause_follower('f2')");
+my $first_kept = $leader->safe_psql('postgres', 'SELECT max(tick_id) FROM repl.tick');
 my $since = $leader->safe_psql('postgres', 'SELECT extract(epoch FROM now())');
 my $gap_seen = 0;
 for my $try (1 .. 30)
@@ -169,6 +173,16 @@ SELECT pg_catalog.pg_visible_in_snapshot('$xid_t'::xid8, snap)::int
 	}
 }
 ok($gap_seen, 'an own tick had to move xmax past ids still in flight');
+# a count too low would let the sender skip a tick that has changes
+my $counts = $leader->safe_psql('postgres', qq{
+SELECT count(*) FILTER (WHERE t.xmin IN (SELECT xmin FROM repl.log)) || ' '
+       || count(*) FILTER (WHERE t.n_changes <> (SELECT count(*) FROM repl.batch_changes(p.snap, t.snap)))
+  FROM repl.tick t JOIN repl.tick p ON p.tick_id = t.tick_id - 1
+ WHERE t.tick_id > $first_kept});
+my ($nown, $wrong) = split ' ', $counts;
+cmp_ok($nown, '>=', 2, "own ticks kept while f2 is paused: $nown");
+is($wrong, '0', "every kept tick counts exactly the changes of its batch");
+$leader->safe_psql('postgres', "SELECT repl.resume_follower('f2')");
 is(catchup_or_error($leader, 'f1', $since) . catchup_or_error($leader, 'f2', $since), '',
 	'both followers catch up (no change applied twice)');
 compare_nodes($leader, $f1, 't', 'id');
