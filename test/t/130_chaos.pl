@@ -201,9 +201,14 @@ sub try_query
 {
 	my ($node, $sql, $secs) = @_;
 	my ($out, $err, $timed_out) = ('', '', 0);
-	my $rc = $node->psql('postgres', $sql, stdout => \$out, stderr => \$err,
-		timeout => $secs // 15, timed_out => \$timed_out);
-	return undef if $rc != 0 || $timed_out;
+	# psql reads the query from stdin: when the node is restarting after a
+	# crash (apply_kill9), psql may exit before IPC::Run has written it, and
+	# IPC::Run dies with "ack Broken pipe"; that is "no answer" here
+	my $rc = eval {
+		$node->psql('postgres', $sql, stdout => \$out, stderr => \$err,
+			timeout => $secs // 15, timed_out => \$timed_out);
+	};
+	return undef if !defined $rc || $rc != 0 || $timed_out;
 	return $out;
 }
 
@@ -719,8 +724,13 @@ reap_background(1);
 is(join(' ', sort keys %rejoin), '', 'every former leader rejoined');
 for my $n (@names)
 {
-	$node{$n}->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die "$n does not accept connections";
+	my $up = 0;
+	for (1 .. 10 * $timeout)
+	{
+		last if $up = defined try_query($node{$n}, 'SELECT 1', 5);
+		Time::HiRes::sleep(0.1);
+	}
+	$up or die "$n does not accept connections";
 }
 probe();
 PostgreSQL::Test::Utils::append_to_file($stopfile, "stop\n");
