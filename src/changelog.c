@@ -784,6 +784,38 @@ own_tick_snapshot(FullTransactionId own)
 }
 
 /*
+ * ACCESS SHARE on every log table and its index, without waiting: a
+ * commit holding the tick lock must not queue behind the supervisor's
+ * truncation of a drained table.  Fills locked[] (2 * REPL_NUM_LOG_TABLES
+ * entries); on failure releases what it took and returns false.  By name,
+ * not through logcat: a truncation invalidates it, and reloading it locks.
+ */
+static bool
+lock_log_tables_nowait(Oid *locked)
+{
+	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < 2 * REPL_NUM_LOG_TABLES; i++)
+	{
+		char		name[NAMEDATALEN];
+		Oid			relid;
+
+		snprintf(name, sizeof(name), i % 2 == 0 ? "log_%d" : "log_%d_txid", i / 2);
+		relid = get_relname_relid(name, nsp);
+		if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, AccessShareLock))
+		{
+			while (n > 0)
+				UnlockRelationOid(locked[--n], AccessShareLock);
+			return false;
+		}
+		locked[n++] = relid;
+	}
+	return true;
+}
+
+/*
  * repl_cut_own_tick
  *		At XACT_EVENT_PRE_COMMIT of a transaction that wrote the log and
  *		will wait for the synchronous follower: record a tick whose
@@ -797,7 +829,8 @@ own_tick_snapshot(FullTransactionId own)
  *
  *		Returns 0, leaving the tick to the supervisor, if another tick is
  *		being cut (under load the supervisor's ticks, each covering many
- *		commits, beat a queue of commits taking turns for the lock), or if
+ *		commits, beat a queue of commits taking turns for the lock), if a
+ *		log table is locked (the supervisor truncating a drained one), or if
  *		the transaction is SERIALIZABLE (its insert into repl.tick would
  *		meet the predicate locks of readers of repl.status).  Holding the
  *		lock, the transaction may still wait for a lock in the rest of its
@@ -817,11 +850,18 @@ repl_cut_own_tick(void)
 	int64		tick_id;
 	Datum		prev_snap;
 	Datum		snap;
+	Oid			log_locks[2 * REPL_NUM_LOG_TABLES];
+	int			i;
 
 	own_tick = 0;
 	if (!FullTransactionIdIsValid(own) || IsolationIsSerializable() ||
 		!ConditionalLockRelationOid(relid, ExclusiveLock))
 		return 0;
+	if (!lock_log_tables_nowait(log_locks))
+	{
+		UnlockRelationOid(relid, ExclusiveLock);
+		return 0;
+	}
 	own_tick_locked = true;
 	own_tick_relid = relid;
 	rel = open_ticks(RowExclusiveLock);
@@ -831,6 +871,8 @@ repl_cut_own_tick(void)
 	snap = own_tick_snapshot(own);
 	PopActiveSnapshot();
 	own_tick_tid = insert_tick(rel, idx, tick_id, snap, prev_snap, SnapshotSelf);
+	for (i = 0; i < 2 * REPL_NUM_LOG_TABLES; i++)
+		UnlockRelationOid(log_locks[i], AccessShareLock);
 
 	/* the EXCLUSIVE lock covers what these did */
 	index_close(idx, RowExclusiveLock);
@@ -1499,7 +1541,22 @@ repl_log_maintain(void)
 	bool		rotate = false;
 	bool		isnull;
 
-	/* 1. retention, truncation and tick cleanup */
+	/*
+	 * 1. truncation, in a transaction of its own that waits for no lock
+	 * after taking the ACCESS EXCLUSIVE one: a tick cutter holds the tick
+	 * lock while it counts the log tables (the copy's tick, a commit's own
+	 * tick), so the tick cleanup below, waiting for that lock while a
+	 * truncated table stays locked, would close a deadlock cycle.
+	 */
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	truncate_drained();
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	/* 2. retention and tick cleanup */
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -1530,7 +1587,6 @@ repl_log_maintain(void)
 			repl_wake_supervisor_at_commit();
 		}
 	}
-	truncate_drained();
 	/* ticks kept from before this leader's epoch (failover.c) */
 	spi_check(SPI_execute("DELETE FROM repl.retained WHERE tick_id OPERATOR(pg_catalog.<=) coalesce("
 						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
@@ -1543,7 +1599,7 @@ repl_log_maintain(void)
 						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
 						  false, 0), SPI_OK_DELETE, "tick cleanup");
 
-	/* 2. decide on rotation */
+	/* 3. decide on rotation */
 	cur = (int) pg_atomic_read_u32(&repl_shared->cur_log);
 	next = (cur + 1) % REPL_NUM_LOG_TABLES;
 	{
@@ -1591,7 +1647,7 @@ repl_log_maintain(void)
 	if (!rotate)
 		return;
 
-	/* 3. switch writers over, then record the bound of the old table */
+	/* 4. switch writers over, then record the bound of the old table */
 	pg_memory_barrier();
 	pg_atomic_write_u32(&repl_shared->cur_log, next);
 	pg_memory_barrier();

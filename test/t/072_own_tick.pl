@@ -25,10 +25,19 @@
 #     supervisor waits for the tick lock.  All complete, a listener gets
 #     every notification, and both followers match the leader.
 #
+#  5. Log truncation beside tick cutters.  A log table is locked: a commit
+#     does not wait for it holding the tick lock, it leaves its tick to the
+#     supervisor.  A session holds the tick lock: the supervisor still
+#     truncates a drained log table, and the session can then read that
+#     table (the truncation commits before the supervisor waits for the
+#     tick lock; it used to keep the table locked while waiting, which
+#     deadlocked with a commit cutting its own tick).
+#
 #   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/t/072_own_tick.pl
 use strict;
 use warnings;
 use IPC::Run;
+use Time::HiRes ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -224,6 +233,121 @@ is($notified, 1200, 'the listener got every notification');
 is(catchup_or_error($leader, 'f2', $since), '', 'f2 catches up');
 compare_nodes($leader, $f1, 'n', 'id');
 compare_nodes($leader, $f2, 'n', 'id');
+
+# 5. log truncation beside tick cutters, which hold the tick lock while
+#    they count the log tables (a commit's own tick, the copy's tick)
+$since = $leader->safe_psql('postgres', 'SELECT extract(epoch FROM now())');
+my $log_start = -s $leader->logfile;
+my $cur = $leader->safe_psql('postgres', "SELECT log_no FROM repl.log_state WHERE state = 'current'");
+my $other = ($cur + 1) % 3;
+
+# a. A log table locked (as the supervisor's truncation does): a commit
+#    leaves its tick to the supervisor rather than wait for that lock while
+#    it holds the tick lock.
+# (a session's first write loads the log catalog, which waits for that
+# lock, before any tick lock is held: this one has written already)
+my $c = $leader->background_psql('postgres', on_error_stop => 1);
+$id++;
+$c->query_safe("INSERT INTO t VALUES ($id, 'warm')");
+my $z = $leader->background_psql('postgres', on_error_stop => 1);
+$z->query_safe("BEGIN; LOCK TABLE repl.log_$other IN ACCESS EXCLUSIVE MODE");
+$id++;
+$c->query_until(qr/started/, "\\echo started\nINSERT INTO t VALUES ($id, 'l');\n");
+ok($leader->poll_query_until('postgres',
+	"SELECT waiting_commits = 1 FROM repl.status WHERE node_name = 'f1'"),
+	'the commit goes through and waits for f1');
+ok($leader->poll_query_until('postgres', qq{
+SELECT count(*) = 1
+  FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE l.relation = 'repl.tick'::regclass AND l.mode = 'ExclusiveLock' AND l.granted
+   AND a.backend_type = 'repl_ext supervisor'
+   AND a.pid IN (SELECT pid FROM pg_locks WHERE NOT granted AND relation = 'repl.log_$other'::regclass)}),
+	'the supervisor cuts its tick, waiting for the locked log table');
+is($leader->safe_psql('postgres', q{
+SELECT count(*)
+  FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE l.relation = 'repl.tick'::regclass AND l.mode = 'ExclusiveLock' AND l.granted
+   AND a.backend_type = 'client backend'}),
+	'0', 'no client holds the tick lock');
+$z->query_safe('COMMIT');
+$z->quit;
+$c->query_safe('SELECT 1');
+$c->quit;
+is(own_tick_of($leader->safe_psql('postgres', "SELECT xmin FROM t WHERE id = $id")), '',
+	'the commit returned once the log table was free, without a tick of its own');
+is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '1', '... and is on f1');
+
+# b. The supervisor waits for no lock while it holds a log table it
+#    truncated: X blocks the cleanup that follows the truncation (a SHARE
+#    lock on repl.retained; the commit holding the tick lock in the
+#    deadlock this replays), then reads the truncated table.  A reader Y
+#    keeps the table from being truncated until X is in place (truncation
+#    never waits for a reader).
+$leader->safe_psql('postgres', 'ALTER SYSTEM SET repl_ext.log_rotate_interval = 1');
+$leader->safe_psql('postgres', 'SELECT pg_reload_conf()');
+my $y = $leader->background_psql('postgres', on_error_stop => 1);
+$y->query_safe("BEGIN; SELECT count(*) FROM repl.log_$cur");
+my $state = '';
+for (1 .. 100)
+{
+	$id++;
+	commit_row($id);
+	$state = $leader->safe_psql('postgres', "SELECT state FROM repl.log_state WHERE log_no = $cur");
+	last if $state eq 'draining';
+	Time::HiRes::sleep(0.2);
+}
+is($state, 'draining', "repl.log_$cur rotated out");
+# what truncate_drained asks: every follower is past the table
+my $drained = 0;
+for (1 .. 150)
+{
+	$id++;
+	commit_row($id);
+	last if $drained = $leader->safe_psql('postgres', qq{
+SELECT m.xmin >= s.switch_xmax
+  FROM repl.log_state s,
+       (SELECT pg_snapshot_xmin(t.snap) AS xmin FROM repl.tick t
+         WHERE t.tick_id = (SELECT min(applied_tick) FROM repl.followers)) m
+ WHERE s.log_no = $cur AND s.switch_xmax IS NOT NULL}) eq 't';
+	Time::HiRes::sleep(0.2);
+}
+ok($drained, 'every follower is past the drained table');
+# two maintenance rounds (one a second)
+sleep 2;
+is($leader->safe_psql('postgres', "SELECT state FROM repl.log_state WHERE log_no = $cur"),
+	'draining', '... which is kept while a reader has it open');
+my $x = $leader->background_psql('postgres', on_error_stop => 0);
+$x->query_safe('BEGIN; LOCK TABLE repl.retained IN SHARE MODE');
+$y->query_safe('COMMIT');
+$y->quit;
+my $emptied = 0;
+for (1 .. 150)
+{
+	last if $emptied = $leader->safe_psql('postgres',
+		"SELECT state = 'empty' FROM repl.log_state WHERE log_no = $cur") eq 't';
+	Time::HiRes::sleep(0.2);
+}
+ok($emptied, 'the drained table is truncated while the cleanup after it waits');
+ok($leader->poll_query_until('postgres', q{
+SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE NOT l.granted AND l.relation = 'repl.retained'::regclass
+   AND a.backend_type = 'repl_ext supervisor'}),
+	'... (the supervisor waits for X)');
+is($x->query("SELECT count(*) FROM repl.log_$cur"), '0',
+	'X then reads the truncated table without waiting (no deadlock)');
+$x->query_safe('COMMIT');
+$x->quit;
+$leader->safe_psql('postgres', 'ALTER SYSTEM RESET repl_ext.log_rotate_interval');
+$leader->safe_psql('postgres', 'SELECT pg_reload_conf()');
+$id++;
+commit_row($id);
+is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '1',
+	'a commit afterwards is on f1');
+is(catchup_or_error($leader, 'f2', $since), '', 'f2 catches up');
+compare_nodes($leader, $f1, 't', 'id');
+compare_nodes($leader, $f2, 't', 'id');
+my $log = PostgreSQL::Test::Utils::slurp_file($leader->logfile, $log_start);
+unlike($log, qr/deadlock detected/, 'no deadlock in the leader log');
 
 $_->stop for ($leader, $f1, $f2);
 done_testing();
