@@ -459,26 +459,55 @@ typedef void (*BatchRowFn) (TupleTableSlot *slot, void *arg);
  * than the SQL function for small batches: starting the executor for it
  * took most of a tick's time (perf: two thirds of the supervisor's CPU per
  * synchronous commit, and the bulk of the sender's).
+ *
+ * nowait (with a snapshot given): take the log tables' locks only if they
+ * are free; returns false, having stopped early, if one is not, or if the
+ * log catalog needs loading (which locks them all).
  */
-static void
+static bool
 scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
-				   Snapshot snapshot)
+				   Snapshot snapshot, bool nowait)
 {
 	ReplPgSnapshot *from = (ReplPgSnapshot *) PG_DETOAST_DATUM(from_datum);
 	ReplPgSnapshot *to = (ReplPgSnapshot *) PG_DETOAST_DATUM(to_datum);
 	bool		have_range = FullTransactionIdPrecedes(from->xmax, to->xmax);
 	int			i;
 
+	Assert(!nowait || snapshot != NULL);
 	if (!logcat.valid)
+	{
+		/* loading it locks every log table */
+		if (nowait)
+			return false;
 		logcat_load();
+	}
 	for (i = 0; i < REPL_NUM_LOG_TABLES; i++)
 	{
-		Relation	heap = table_open(logcat.log[i], AccessShareLock);
-		Relation	index = index_open(logcat.logidx[i], AccessShareLock);
-		TupleTableSlot *slot = table_slot_create(heap, NULL);
+		Relation	heap;
+		Relation	index;
+		TupleTableSlot *slot;
 		ScanKeyData keys[2];
 		IndexScanDesc scan;
 		uint32		j;
+
+		if (nowait)
+		{
+			if (!ConditionalLockRelationOid(logcat.log[i], AccessShareLock))
+				return false;
+			if (!ConditionalLockRelationOid(logcat.logidx[i], AccessShareLock))
+			{
+				UnlockRelationOid(logcat.log[i], AccessShareLock);
+				return false;
+			}
+			heap = table_open(logcat.log[i], NoLock);
+			index = index_open(logcat.logidx[i], NoLock);
+		}
+		else
+		{
+			heap = table_open(logcat.log[i], AccessShareLock);
+			index = index_open(logcat.logidx[i], AccessShareLock);
+		}
+		slot = table_slot_create(heap, NULL);
 
 		if (have_range)
 		{
@@ -522,6 +551,7 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
 		index_close(index, snapshot ? AccessShareLock : NoLock);
 		table_close(heap, snapshot ? AccessShareLock : NoLock);
 	}
+	return true;
 }
 
 static void
@@ -530,13 +560,18 @@ count_row(TupleTableSlot *slot, void *arg)
 	(*(int64 *) arg)++;
 }
 
-/* The number of rows repl.batch_changes(from, to) returns. */
+/*
+ * The number of rows repl.batch_changes(from, to) returns; -1 if nowait
+ * and a log table is locked (scan_batch_changes).
+ */
 static int64
-count_batch_changes(Datum from_datum, Datum to_datum, Snapshot snapshot)
+count_batch_changes(Datum from_datum, Datum to_datum, Snapshot snapshot,
+					bool nowait)
 {
 	int64		n = 0;
 
-	scan_batch_changes(from_datum, to_datum, count_row, &n, snapshot);
+	if (!scan_batch_changes(from_datum, to_datum, count_row, &n, snapshot, nowait))
+		return -1;
 	return n;
 }
 
@@ -609,13 +644,12 @@ next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
 }
 
 /*
- * Insert tick tick_id with snapshot snap, counting the changes since the
- * tick before (prev_snap) with log_snapshot (NULL: the active snapshot),
- * which must see every transaction snap sees.
+ * Insert tick tick_id with snapshot snap and n_changes, the changes since
+ * the tick before (count_batch_changes).
  */
 static ItemPointerData
 insert_tick(Relation rel, Relation idx, int64 tick_id, Datum snap,
-			Datum prev_snap, Snapshot log_snapshot)
+			int64 n_changes)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum	   *values;
@@ -628,8 +662,7 @@ insert_tick(Relation rel, Relation idx, int64 tick_id, Datum snap,
 	values[TICK_ATT_ID - 1] = Int64GetDatum(tick_id);
 	values[TICK_ATT_TIME - 1] = TimestampTzGetDatum(GetCurrentTimestamp());
 	values[TICK_ATT_SNAP - 1] = snap;
-	values[TICK_ATT_N_CHANGES - 1] =
-		Int64GetDatum(count_batch_changes(prev_snap, snap, log_snapshot));
+	values[TICK_ATT_N_CHANGES - 1] = Int64GetDatum(n_changes);
 	tup = heap_form_tuple(desc, values, nulls);
 	simple_heap_insert(rel, tup);
 	index_insert(idx, &values[TICK_ATT_ID - 1], &nulls[TICK_ATT_ID - 1],
@@ -688,7 +721,8 @@ repl_cut_tick(const char *snapshot, bool ship_unflushed)
 	snap = snapshot == NULL ?
 		DirectFunctionCall1(pg_current_snapshot, (Datum) 0) :
 		DirectFunctionCall1(pg_snapshot_in, CStringGetDatum(snapshot));
-	(void) insert_tick(rel, idx, tick_id, snap, prev_snap, NULL);
+	(void) insert_tick(rel, idx, tick_id, snap,
+					   count_batch_changes(prev_snap, snap, NULL, false));
 	PopActiveSnapshot();
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
@@ -784,38 +818,6 @@ own_tick_snapshot(FullTransactionId own)
 }
 
 /*
- * ACCESS SHARE on every log table and its index, without waiting: a
- * commit holding the tick lock must not queue behind the supervisor's
- * truncation of a drained table.  Fills locked[] (2 * REPL_NUM_LOG_TABLES
- * entries); on failure releases what it took and returns false.  By name,
- * not through logcat: a truncation invalidates it, and reloading it locks.
- */
-static bool
-lock_log_tables_nowait(Oid *locked)
-{
-	Oid			nsp = get_namespace_oid(REPL_SCHEMA, false);
-	int			n = 0;
-	int			i;
-
-	for (i = 0; i < 2 * REPL_NUM_LOG_TABLES; i++)
-	{
-		char		name[NAMEDATALEN];
-		Oid			relid;
-
-		snprintf(name, sizeof(name), i % 2 == 0 ? "log_%d" : "log_%d_txid", i / 2);
-		relid = get_relname_relid(name, nsp);
-		if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, AccessShareLock))
-		{
-			while (n > 0)
-				UnlockRelationOid(locked[--n], AccessShareLock);
-			return false;
-		}
-		locked[n++] = relid;
-	}
-	return true;
-}
-
-/*
  * repl_cut_own_tick
  *		At XACT_EVENT_PRE_COMMIT of a transaction that wrote the log and
  *		will wait for the synchronous follower: record a tick whose
@@ -850,18 +852,12 @@ repl_cut_own_tick(void)
 	int64		tick_id;
 	Datum		prev_snap;
 	Datum		snap;
-	Oid			log_locks[2 * REPL_NUM_LOG_TABLES];
-	int			i;
+	int64		n_changes;
 
 	own_tick = 0;
 	if (!FullTransactionIdIsValid(own) || IsolationIsSerializable() ||
 		!ConditionalLockRelationOid(relid, ExclusiveLock))
 		return 0;
-	if (!lock_log_tables_nowait(log_locks))
-	{
-		UnlockRelationOid(relid, ExclusiveLock);
-		return 0;
-	}
 	own_tick_locked = true;
 	own_tick_relid = relid;
 	rel = open_ticks(RowExclusiveLock);
@@ -870,9 +866,21 @@ repl_cut_own_tick(void)
 	PushActiveSnapshot(GetLatestSnapshot());
 	snap = own_tick_snapshot(own);
 	PopActiveSnapshot();
-	own_tick_tid = insert_tick(rel, idx, tick_id, snap, prev_snap, SnapshotSelf);
-	for (i = 0; i < 2 * REPL_NUM_LOG_TABLES; i++)
-		UnlockRelationOid(log_locks[i], AccessShareLock);
+
+	/*
+	 * Never wait for a log table's lock here, holding the tick lock: the
+	 * supervisor may be truncating a drained one.
+	 */
+	n_changes = count_batch_changes(prev_snap, snap, SnapshotSelf, true);
+	if (n_changes < 0)
+	{
+		index_close(idx, RowExclusiveLock);
+		table_close(rel, RowExclusiveLock);
+		UnlockRelationOid(relid, ExclusiveLock);
+		own_tick_locked = false;
+		return 0;
+	}
+	own_tick_tid = insert_tick(rel, idx, tick_id, snap, n_changes);
 
 	/* the EXCLUSIVE lock covers what these did */
 	index_close(idx, RowExclusiveLock);
@@ -1167,7 +1175,7 @@ read_small_tick(Datum from_snap, Datum to_snap, MemoryContext outcxt,
 	br.rows = palloc(sizeof(HeapTuple) * br.size);
 	br.seqs = palloc(sizeof(int64) * br.size);
 	/* the caller's snapshot sees the tick, so every transaction to_snap sees */
-	scan_batch_changes(from_snap, to_snap, collect_row, &br, NULL);
+	(void) scan_batch_changes(from_snap, to_snap, collect_row, &br, NULL, false);
 	order = palloc(sizeof(int64 *) * Max(br.n, 1));
 	for (i = 0; i < br.n; i++)
 		order[i] = &br.seqs[i];
