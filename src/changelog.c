@@ -872,19 +872,18 @@ repl_cut_own_tick(void)
 	 * supervisor may be truncating a drained one.
 	 */
 	n_changes = count_batch_changes(prev_snap, snap, SnapshotSelf, true);
-	if (n_changes < 0)
-	{
-		index_close(idx, RowExclusiveLock);
-		table_close(rel, RowExclusiveLock);
-		UnlockRelationOid(relid, ExclusiveLock);
-		own_tick_locked = false;
-		return 0;
-	}
-	own_tick_tid = insert_tick(rel, idx, tick_id, snap, n_changes);
+	if (n_changes >= 0)
+		own_tick_tid = insert_tick(rel, idx, tick_id, snap, n_changes);
 
 	/* the EXCLUSIVE lock covers what these did */
 	index_close(idx, RowExclusiveLock);
 	table_close(rel, RowExclusiveLock);
+	if (n_changes < 0)
+	{
+		UnlockRelationOid(relid, ExclusiveLock);
+		own_tick_locked = false;
+		return 0;
+	}
 	own_tick = tick_id;
 	return tick_id;
 }

@@ -10,7 +10,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(new_node connstr wait_catchup table_dump compare_nodes
-  status_of catchup_or_error sync_states wait_sync_states);
+  status_of catchup_or_error sync_states wait_sync_states init_sync_cluster);
 
 # A started node with repl_ext preloaded and created in database postgres.
 # %conf: extra postgresql.conf settings; the key initdb_extra (not a setting)
@@ -53,6 +53,21 @@ sub wait_catchup
 		"SELECT repl.wait_for_catchup($arg, '$PostgreSQL::Test::Utils::timeout_default s')");
 	is($res, 't', 'caught up: ' . ($name // 'all followers'));
 	return $res eq 't';
+}
+
+# Make $leader the leader "leader" replicating @tables, with $f1 as the
+# synchronous follower "f1" and $f2 as the asynchronous "f2"; waits until
+# both have caught up (one test).
+sub init_sync_cluster
+{
+	my ($leader, $f1, $f2, @tables) = @_;
+	$leader->safe_psql('postgres', "SELECT repl.init_leader('leader', '" . connstr($leader) . "')");
+	$leader->safe_psql('postgres',
+		'SELECT ' . join(', ', map { "repl.add_table('$_')" } @tables));
+	$leader->safe_psql('postgres',
+		"SELECT repl.add_follower('f1', '" . connstr($f1) . "', synchronous => true)");
+	$leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
+	return wait_catchup($leader);
 }
 
 # The whole table in key order, one line per row: md5 of the row's full text

@@ -31,12 +31,7 @@ CREATE TABLE t (id bigint PRIMARY KEY, v text NOT NULL);
 CREATE TABLE load (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
 INSERT INTO load SELECT g FROM generate_series(1, 1000) g;
 });
-$leader->safe_psql('postgres', "SELECT repl.init_leader('leader', '" . connstr($leader) . "')");
-$leader->safe_psql('postgres', "SELECT repl.add_table('t'), repl.add_table('load')");
-$leader->safe_psql('postgres',
-	"SELECT repl.add_follower('f1', '" . connstr($f1) . "', synchronous => true)");
-$leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
-wait_catchup($leader);
+init_sync_cluster($leader, $f1, $f2, 't', 'load');
 
 
 # the role is taken once the follower streams

@@ -52,12 +52,7 @@ $leader->safe_psql('postgres', q{
 CREATE TABLE t (id bigint PRIMARY KEY, v text NOT NULL);
 CREATE TABLE n (id bigserial PRIMARY KEY, client int NOT NULL);
 });
-$leader->safe_psql('postgres', "SELECT repl.init_leader('leader', '" . connstr($leader) . "')");
-$leader->safe_psql('postgres', "SELECT repl.add_table('t'), repl.add_table('n')");
-$leader->safe_psql('postgres',
-	"SELECT repl.add_follower('f1', '" . connstr($f1) . "', synchronous => true)");
-$leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
-wait_catchup($leader);
+init_sync_cluster($leader, $f1, $f2, 't', 'n');
 wait_sync_states($leader, 'f1=sync f2=async')
   or die 'f1 never became synchronous';
 

@@ -24,13 +24,7 @@ my $leader = new_node('leader', 'repl_ext.synchronous_mode' => 'strict',
 my $f1 = new_node('f1');
 my $f2 = new_node('f2');
 $leader->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY)');
-$leader->safe_psql('postgres',
-	"SELECT repl.init_leader('leader', '" . connstr($leader) . "')");
-$leader->safe_psql('postgres', "SELECT repl.add_table('t')");
-$leader->safe_psql('postgres',
-	"SELECT repl.add_follower('f1', '" . connstr($f1) . "', synchronous => true)");
-$leader->safe_psql('postgres', "SELECT repl.add_follower('f2', '" . connstr($f2) . "')");
-wait_catchup($leader);
+init_sync_cluster($leader, $f1, $f2, 't');
 
 wait_sync_states($leader, 'f1=sync f2=async')
   or die 'f1 never became synchronous';
