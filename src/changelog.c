@@ -272,6 +272,8 @@ log_xact_callback(XactEvent event, void *arg)
 		 */
 		if (event == XACT_EVENT_COMMIT && !table_event)
 			repl_sync_commit_wait(tick);
+		else if (tick > 0)
+			repl_wake_senders();
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 			 event == XACT_EVENT_PREPARE)
@@ -908,8 +910,9 @@ drop_own_tick(void)
 /*
  * repl_own_tick_committed
  *		At XACT_EVENT_COMMIT: release the tick lock repl_cut_own_tick took
- *		(the commit made the tick visible), make the tick the newest known,
- *		and wake the senders.  Returns the tick's id, 0 if none was cut.
+ *		(the commit made the tick visible) and make the tick the newest
+ *		known.  Returns the tick's id, 0 if none was cut; the caller then
+ *		wakes the senders (repl_wake_senders).
  */
 static int64
 repl_own_tick_committed(void)

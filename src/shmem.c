@@ -139,24 +139,40 @@ repl_wake_supervisor(void)
 
 /*
  * repl_publish_tick_locked
- *		Record tick as the newest committed one and wake every sender.
- *		Ticks commit in id order, but whoever cut them (the supervisor, a
- *		commit with its own tick) may get here in any order.  The caller
- *		holds ReplShared.lock exclusively.
+ *		Record tick as the newest committed one.  Ticks commit in id order,
+ *		but whoever cut them (the supervisor, a commit with its own tick)
+ *		may get here in any order.  The caller holds ReplShared.lock
+ *		exclusively, and wakes the senders (repl_wake_senders) once it has
+ *		released it.
  */
 void
 repl_publish_tick_locked(int64 tick)
 {
-	int			i;
-
 	if (repl_shared->last_tick < tick)
 		repl_shared->last_tick = tick;
+}
+
+/*
+ * repl_wake_senders
+ *		Set every sender's latch.  Called without ReplShared.lock: a sender
+ *		woken while the waker holds it exclusively goes straight back to
+ *		sleep on the lock (each round of its loop starts by reading its
+ *		slot), and the waker then pays a second wakeup when it releases
+ *		the lock, on a commit's way to its flush.  A slot read unlocked may
+ *		be stale: that only causes a spurious wakeup, or none for a sender
+ *		that is starting and reads the newest tick anyway.
+ */
+void
+repl_wake_senders(void)
+{
+	int			i;
+
 	for (i = 0; i < repl_shared->nslots; i++)
 	{
-		ReplFollowerSlot *slot = &repl_shared->slots[i];
+		PGPROC	   *proc = ((volatile ReplFollowerSlot *) &repl_shared->slots[i])->proc;
 
-		if (slot->in_use && slot->proc)
-			SetLatch(&slot->proc->procLatch);
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
 	}
 }
 

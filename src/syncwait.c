@@ -554,6 +554,19 @@ flush_own_commit(void)
 }
 
 /*
+ * A commit with its own tick (repl_own_tick_committed published it): wake
+ * the senders, which read and ship the tick while this flushes the commit
+ * record.  Nothing of the tick comes after that record.
+ */
+static void
+ship_own_tick(int64 own_tick)
+{
+	if (own_tick > 0)
+		repl_wake_senders();
+	flush_own_commit();
+}
+
+/*
  * A transaction that sent notifications holds the lock that PreCommit_Notify
  * (commands/async.c) takes to keep the notification queue in commit order
  * until its locks are released, after this wait.  It has committed: let the
@@ -592,12 +605,12 @@ repl_sync_commit_wait(int64 own_tick)
 
 	if (!repl_synchronous_commit || repl_shared == NULL)
 	{
-		flush_own_commit();
+		ship_own_tick(own_tick);
 		return;
 	}
 	if (fenced_since_write())
 	{
-		flush_own_commit();
+		ship_own_tick(own_tick);
 		return;
 	}
 
@@ -608,7 +621,7 @@ repl_sync_commit_wait(int64 own_tick)
 		 !leader_isolated_locked(0)))
 	{
 		LWLockRelease(repl_shared->lock);
-		flush_own_commit();
+		ship_own_tick(own_tick);
 		return;
 	}
 	if (own_tick > 0)
@@ -630,13 +643,7 @@ repl_sync_commit_wait(int64 own_tick)
 	supervisor = repl_shared->supervisor;
 	LWLockRelease(repl_shared->lock);
 	if (own_tick > 0)
-	{
-		/*
-		 * Nothing comes after this commit record in the tick: the flush can
-		 * start now, while the senders read and ship the tick.
-		 */
-		flush_own_commit();
-	}
+		ship_own_tick(own_tick);
 	else if (supervisor != NULL)
 		SetLatch(&supervisor->procLatch);
 	release_notify_lock();

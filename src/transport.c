@@ -62,6 +62,9 @@ struct ReplConn
 	char	   *dead;			/* why the connection was declared dead */
 	int			nprepared;		/* statements prepared on this connection */
 	char		prepared[REPL_MAX_PREPARED][NAMEDATALEN];
+	WaitEventSet *wait_set;		/* latch, postmaster, socket: see wait_conn */
+	int			wait_pos;		/* the socket's event in wait_set */
+	int			wait_events;	/* what the socket's event waits for */
 };
 
 /*
@@ -295,6 +298,8 @@ repl_conn_close(ReplConn *conn)
 {
 	if (conn == NULL)
 		return;
+	if (conn->wait_set)
+		FreeWaitEventSet(conn->wait_set);
 	/* non-blocking: PQfinish's goodbye never waits for a hung peer */
 	libpqsrv_disconnect(conn->conn);
 	pfree(conn->conninfo);
@@ -366,12 +371,19 @@ peer_is_busy(ReplConn *conn, int events)
  * After network_timeout without any traffic the peer is checked
  * (peer_is_busy); returns false once it is declared dead.  A true return
  * does not promise readiness: callers poll libpq and come back.
+ *
+ * The connection keeps one WaitEventSet for its life, as the walsender
+ * keeps FeBeWaitSet: WaitLatchOrSocket would build and tear down an epoll
+ * set, five system calls, around every wait, and a sender waits twice per
+ * batch.  The socket stays the same once connected; the set is freed with
+ * the connection (repl_conn_close).
  */
 static bool
 wait_conn(ReplConn *conn, int events)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	long		left;
+	WaitEvent	event;
 	int			rc;
 
 	if (conn->dead)
@@ -388,9 +400,26 @@ wait_conn(ReplConn *conn, int events)
 		conn->last_traffic = GetCurrentTimestamp();
 		return true;
 	}
-	rc = WaitLatchOrSocket(MyLatch,
-						   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET | WL_TIMEOUT | events,
-						   PQsocket(conn->conn), left, PG_WAIT_EXTENSION);
+	if (conn->wait_set == NULL)
+	{
+		conn->wait_set = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(conn->wait_set, WL_LATCH_SET, PGINVALID_SOCKET,
+						  MyLatch, NULL);
+		AddWaitEventToSet(conn->wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET,
+						  NULL, NULL);
+		conn->wait_pos = AddWaitEventToSet(conn->wait_set, events,
+										   PQsocket(conn->conn), NULL, NULL);
+		conn->wait_events = events;
+	}
+	else if (conn->wait_events != events)
+	{
+		ModifyWaitEvent(conn->wait_set, conn->wait_pos, events, NULL);
+		conn->wait_events = events;
+	}
+	if (WaitEventSetWait(conn->wait_set, left, &event, 1, PG_WAIT_EXTENSION) == 0)
+		rc = WL_TIMEOUT;
+	else
+		rc = event.events;
 	if (rc & WL_LATCH_SET)
 	{
 		ResetLatch(MyLatch);
