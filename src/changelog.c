@@ -273,7 +273,7 @@ log_xact_callback(XactEvent event, void *arg)
 		if (event == XACT_EVENT_COMMIT && !table_event)
 			repl_sync_commit_wait(tick);
 		else if (tick > 0)
-			repl_wake_senders();
+			repl_wake_senders(-1);
 	}
 	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 			 event == XACT_EVENT_PREPARE)

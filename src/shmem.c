@@ -154,26 +154,39 @@ repl_publish_tick_locked(int64 tick)
 
 /*
  * repl_wake_senders
- *		Set every sender's latch.  Called without ReplShared.lock: a sender
- *		woken while the waker holds it exclusively goes straight back to
- *		sleep on the lock (each round of its loop starts by reading its
- *		slot), and the waker then pays a second wakeup when it releases
- *		the lock, on a commit's way to its flush.  A slot read unlocked may
- *		be stale: that only causes a spurious wakeup, or none for a sender
- *		that is starting and reads the newest tick anyway.
+ *		Set the latch of every sender but slot except's (-1: every sender).
+ *		Called without ReplShared.lock: a sender woken while the waker
+ *		holds it exclusively goes straight back to sleep on the lock (each
+ *		round of its loop starts by reading its slot), and the waker then
+ *		pays a second wakeup when it releases the lock, on a commit's way
+ *		to its flush.  A slot read unlocked may be stale: that only causes a
+ *		spurious wakeup, or none for a sender that is starting and reads the
+ *		newest tick anyway.
  */
 void
-repl_wake_senders(void)
+repl_wake_senders(int except)
 {
 	int			i;
 
 	for (i = 0; i < repl_shared->nslots; i++)
 	{
-		PGPROC	   *proc = ((volatile ReplFollowerSlot *) &repl_shared->slots[i])->proc;
-
-		if (proc != NULL)
-			SetLatch(&proc->procLatch);
+		if (i != except)
+			repl_wake_sender(i);
 	}
+}
+
+/*
+ * repl_wake_sender
+ *		Set the latch of slot slotno's sender, if it has one; as
+ *		repl_wake_senders.
+ */
+void
+repl_wake_sender(int slotno)
+{
+	PGPROC	   *proc = ((volatile ReplFollowerSlot *) &repl_shared->slots[slotno])->proc;
+
+	if (proc != NULL)
+		SetLatch(&proc->procLatch);
 }
 
 static void

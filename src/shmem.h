@@ -119,7 +119,8 @@ extern void repl_shmem_init(void);
 extern void repl_check_preloaded(void);
 extern void repl_wake_supervisor(void);
 extern void repl_publish_tick_locked(int64 tick);
-extern void repl_wake_senders(void);
+extern void repl_wake_senders(int except);
+extern void repl_wake_sender(int slotno);
 extern void repl_wake_supervisor_at_commit(void);
 extern void repl_advance_seq_floor(uint64 floor);
 

@@ -556,14 +556,21 @@ flush_own_commit(void)
 /*
  * A commit with its own tick (repl_own_tick_committed published it): wake
  * the senders, which read and ship the tick while this flushes the commit
- * record.  Nothing of the tick comes after that record.
+ * record.  Nothing of the tick comes after that record.  Each wakeup costs
+ * the commit a signal (often an interprocessor interrupt too), so only the
+ * sender of sync_slot, the follower the commit waits for, is woken before
+ * the flush; the others after it, while that follower applies the tick.
  */
 static void
-ship_own_tick(int64 own_tick)
+ship_own_tick(int64 own_tick, int sync_slot)
 {
-	if (own_tick > 0)
-		repl_wake_senders();
+	if (own_tick > 0 && sync_slot >= 0)
+		repl_wake_sender(sync_slot);
+	else if (own_tick > 0)
+		repl_wake_senders(-1);
 	flush_own_commit();
+	if (own_tick > 0 && sync_slot >= 0)
+		repl_wake_senders(sync_slot);
 }
 
 /*
@@ -602,15 +609,16 @@ repl_sync_commit_wait(int64 own_tick)
 	int64		target = -1;
 	char		node_name[NAMEDATALEN];
 	char		waited_for[NAMEDATALEN] = "";
+	int			sync_slot;
 
 	if (!repl_synchronous_commit || repl_shared == NULL)
 	{
-		ship_own_tick(own_tick);
+		ship_own_tick(own_tick, -1);
 		return;
 	}
 	if (fenced_since_write())
 	{
-		ship_own_tick(own_tick);
+		ship_own_tick(own_tick, -1);
 		return;
 	}
 
@@ -621,7 +629,7 @@ repl_sync_commit_wait(int64 own_tick)
 		 !leader_isolated_locked(0)))
 	{
 		LWLockRelease(repl_shared->lock);
-		ship_own_tick(own_tick);
+		ship_own_tick(own_tick, -1);
 		return;
 	}
 	if (own_tick > 0)
@@ -641,9 +649,10 @@ repl_sync_commit_wait(int64 own_tick)
 		me->target = target;
 	}
 	supervisor = repl_shared->supervisor;
+	sync_slot = repl_shared->sync_slot;
 	LWLockRelease(repl_shared->lock);
 	if (own_tick > 0)
-		ship_own_tick(own_tick);
+		ship_own_tick(own_tick, sync_slot);
 	else if (supervisor != NULL)
 		SetLatch(&supervisor->procLatch);
 	release_notify_lock();

@@ -152,7 +152,7 @@ maybe_cut_tick(uint64 *last_commits, TimestampTz *last_tick_time)
 	if (repl_shared->tick_served < requested)
 		repl_shared->tick_served = requested;
 	LWLockRelease(repl_shared->lock);
-	repl_wake_senders();
+	repl_wake_senders(-1);
 
 	/* the flush first: the senders need it, the waiters only the tick id */
 	XLogFlush(tick_end);
