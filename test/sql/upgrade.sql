@@ -46,6 +46,10 @@ SELECT pg_get_function_identity_arguments('repl.claim_epoch'::regproc);
 SELECT has_function_privilege('public', 'repl.claim_epoch(text, bigint)', 'EXECUTE') AS public_claim,
 	   has_function_privilege('repl_admin', 'repl.claim_epoch(text, bigint)', 'EXECUTE') AS admin_claim;
 SELECT granted, reason, seen_epoch FROM repl.claim_epoch('someone', 5);
+-- 1.6: autovacuum never truncates the tables written for every tick or batch
+SELECT c.relname, c.reloptions FROM pg_class c
+ WHERE c.relnamespace = 'repl'::regnamespace AND c.relkind = 'r' AND c.reloptions IS NOT NULL
+ ORDER BY 1;
 SELECT repl.remove_table('upgraded');
 DROP EXTENSION repl_ext;
 DROP SCHEMA repl;
