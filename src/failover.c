@@ -952,6 +952,33 @@ vote_answer(TupleDesc desc, const char *reason, Datum *values, bool *nulls)
 }
 
 /*
+ * End the sessions of repl_ext's connections to this node that wait for
+ * their client inside a transaction (see repl_claim_epoch), when the caller
+ * may signal them.  Needs SPI.
+ */
+static void
+end_stalled_leader_sessions(int64 epoch)
+{
+	uint64		i;
+
+	spi_run("SELECT a.pid, a.application_name, pg_catalog.pg_terminate_backend(a.pid)"
+			" FROM pg_catalog.pg_stat_activity a"
+			" WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+			" AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+			" AND a.application_name OPERATOR(pg_catalog.~~) 'repl\\_ext:%'"
+			" AND a.xact_start IS NOT NULL"
+			" AND a.wait_event OPERATOR(pg_catalog.=) 'ClientRead'"
+			" AND pg_catalog.pg_has_role(a.usesysid, 'USAGE')",
+			0, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+		ereport(LOG,
+				(errmsg("repl_ext: ended session %s (\"%s\"), which waited for its client in a transaction, to vote in epoch " INT64_FORMAT,
+						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2),
+						epoch)));
+}
+
+/*
  * repl.claim_epoch(candidate text, epoch bigint) returns (granted boolean,
  *		reason text, seen_epoch bigint)
  *		repl.promote on candidate asks this node for epoch.  Granted (and
@@ -985,9 +1012,20 @@ repl_claim_epoch(PG_FUNCTION_ARGS)
 	SPI_connect();
 
 	/*
-	 * An apply holds the row for a batch (milliseconds); a promotion holds
-	 * it while it asks the other nodes: then give up after a while (two
-	 * promotions asking each other would otherwise wait for ever).
+	 * An apply holds the row for a batch, until the leader sends the
+	 * batch's Sync after its own WAL flush (sender_flush_wal): milliseconds,
+	 * unless the leader was cut off in between.  The apply's backend then
+	 * waits for its client, holding the row, until TCP gives the connection
+	 * up, which can take hours; and a vote is asked for precisely when the
+	 * leader is gone.  End such sessions first: their transaction has not
+	 * committed, and a leader still alive sends the batch again.
+	 */
+	end_stalled_leader_sessions(epoch);
+
+	/*
+	 * A promotion holds the row while it asks the other nodes: give up
+	 * after a while (two promotions asking each other would otherwise wait
+	 * for ever).
 	 */
 	spi_run("SELECT pg_catalog.set_config('lock_timeout', '2s', true)", 0, NULL,
 			NULL, SPI_OK_SELECT);

@@ -24,7 +24,9 @@
  * committed and visible, interrupts are held (CommitTransaction), and no
  * error may be raised.  If the transaction cut its own tick at PRE_COMMIT
  * (repl_sync_commit_prepare, repl_cut_own_tick: while no other commit
- * waits), that tick holds it and the senders are already woken.
+ * waits), that tick holds it, and the wait wakes the synchronous
+ * follower's sender before its flush, the other senders after it
+ * (ship_own_tick).
  * Otherwise the backend asks the supervisor for a tick (which the
  * supervisor cuts at once, without waiting for repl_ext.batch_interval),
  * learns the id of the first tick cut after its request -- that tick's

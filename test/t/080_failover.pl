@@ -112,8 +112,24 @@ my $cand = $b->safe_psql('postgres',
 	  . ' FROM repl.failover_candidates()');
 is($cand, 'a:false:- b:true:follower c:true:follower',
 	'failover_candidates: the old leader is unreachable, both followers answer');
+# c holds its position row in a session of the old leader's that waits for
+# its client (a batch whose Sync never came: the leader was cut off between
+# the two); c's vote ends that session instead of waiting for TCP to give
+# it up (found by the chaos test)
+my $stalled = $c->background_psql('postgres', on_error_stop => 0);
+$stalled->query_safe("SET application_name = 'repl_ext:c'");
+$stalled->query_safe('BEGIN READ WRITE; SELECT 1 FROM repl.local_node FOR UPDATE;');
+my $c_log = -s $c->logfile;
 is($b->safe_psql('postgres', 'SELECT repl.promote()'), '2', 'b promoted to epoch 2');
 is(role_of($b), 'leader b 2', 'b is the leader');
+ok($c->log_contains(
+		qr/ended session \d+ \("repl_ext:c"\), which waited for its client in a transaction, to vote in epoch 2/,
+		$c_log),
+	"c's vote ended the old leader's stalled session");
+is($c->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'repl_ext:c' AND xact_start IS NOT NULL AND wait_event = 'ClientRead'"),
+	'0', 'no stalled session left on c');
+eval { $stalled->quit; };
 
 # sequences: the new leader's keys do not collide with the old leader's
 $b->safe_psql('postgres', "INSERT INTO keyed (v) VALUES ('leader b')");
