@@ -954,10 +954,11 @@ vote_answer(TupleDesc desc, const char *reason, Datum *values, bool *nulls)
 /*
  * End the sessions of repl_ext's connections to this node that wait for
  * their client inside a transaction (see repl_claim_epoch), when the caller
- * may signal them.  Needs SPI.
+ * may signal them, before locking this node's row of repl.local_node to
+ * vote or to lead: an apply of a leader that is gone holds it.  Needs SPI.
  */
 static void
-end_stalled_leader_sessions(int64 epoch)
+end_stalled_leader_sessions(const char *purpose)
 {
 	uint64		i;
 
@@ -972,10 +973,10 @@ end_stalled_leader_sessions(int64 epoch)
 			0, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 		ereport(LOG,
-				(errmsg("repl_ext: ended session %s (\"%s\"), which waited for its client in a transaction, to vote in epoch " INT64_FORMAT,
+				(errmsg("repl_ext: ended session %s (\"%s\"), which waited for its client in a transaction, to %s",
 						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
 						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2),
-						epoch)));
+						purpose)));
 }
 
 /*
@@ -1020,7 +1021,7 @@ repl_claim_epoch(PG_FUNCTION_ARGS)
 	 * leader is gone.  End such sessions first: their transaction has not
 	 * committed, and a leader still alive sends the batch again.
 	 */
-	end_stalled_leader_sessions(epoch);
+	end_stalled_leader_sessions(psprintf("vote in epoch " INT64_FORMAT, epoch));
 
 	/*
 	 * A promotion holds the row while it asks the other nodes: give up
@@ -1097,6 +1098,7 @@ repl_promote(PG_FUNCTION_ARGS)
 	 * node a leader and is refused (it used to fail on a duplicate tick).
 	 */
 	SPI_connect();
+	end_stalled_leader_sessions("promote this node");
 	spi_run("SELECT voted_epoch FROM repl.local_node FOR UPDATE", 0, NULL, NULL,
 			SPI_OK_SELECT);
 	if (SPI_processed == 1)
@@ -1991,6 +1993,7 @@ repl_request_vote(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	SPI_connect();
+	end_stalled_leader_sessions("vote in an election");
 	spi_run("SELECT voted_epoch FROM repl.local_node FOR UPDATE", 0, NULL, NULL,
 			SPI_OK_SELECT);
 	voted = SPI_processed == 1 ?
@@ -2099,6 +2102,7 @@ run_election(void)
 	}
 	CommitTransactionCommand();
 	begin_work();
+	end_stalled_leader_sessions("stand in an election");
 	spi_run("SELECT greatest(epoch, voted_epoch) FROM repl.local_node FOR UPDATE",
 			0, NULL, NULL, SPI_OK_SELECT);
 	repl_local_node_changed();

@@ -5,7 +5,8 @@
 # loses nothing; a switchover blocked by an open transaction refuses writes
 # meanwhile and then gives up, leaving the leader as it was; promoting a
 # follower that is behind is refused, and when forced the one ahead is
-# marked diverged and copied again.
+# marked diverged and copied again.  A promotion and a vote end the
+# sessions that an old leader left waiting inside a batch.
 use strict;
 use warnings;
 use IPC::Run;
@@ -120,6 +121,11 @@ my $stalled = $c->background_psql('postgres', on_error_stop => 0);
 $stalled->query_safe("SET application_name = 'repl_ext:c'");
 $stalled->query_safe('BEGIN READ WRITE; SELECT 1 FROM repl.local_node FOR UPDATE;');
 my $c_log = -s $c->logfile;
+# ... and so does b, the node being promoted (promote used to wait for it)
+my $stalled_b = $b->background_psql('postgres', on_error_stop => 0);
+$stalled_b->query_safe("SET application_name = 'repl_ext:b'");
+$stalled_b->query_safe('BEGIN READ WRITE; SELECT 1 FROM repl.local_node FOR UPDATE;');
+my $b_log = -s $b->logfile;
 is($b->safe_psql('postgres', 'SELECT repl.promote()'), '2', 'b promoted to epoch 2');
 is(role_of($b), 'leader b 2', 'b is the leader');
 ok($c->log_contains(
@@ -129,7 +135,12 @@ ok($c->log_contains(
 is($c->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'repl_ext:c' AND xact_start IS NOT NULL AND wait_event = 'ClientRead'"),
 	'0', 'no stalled session left on c');
+ok($b->log_contains(
+		qr/ended session \d+ \("repl_ext:b"\), which waited for its client in a transaction, to promote this node/,
+		$b_log),
+	"b's promotion ended the stalled session on b");
 eval { $stalled->quit; };
+eval { $stalled_b->quit; };
 
 # sequences: the new leader's keys do not collide with the old leader's
 $b->safe_psql('postgres', "INSERT INTO keyed (v) VALUES ('leader b')");
