@@ -61,6 +61,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -509,6 +510,21 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
 			heap = table_open(logcat.log[i], AccessShareLock);
 			index = index_open(logcat.logidx[i], AccessShareLock);
 		}
+
+		/*
+		 * A log table that is not the current one is mostly empty
+		 * (truncated, or not yet used): no block, no scan.  Nothing can be
+		 * added to it that the snapshot sees, and a truncation, which
+		 * waits for the lock held now, would have hidden its rows from the
+		 * scan as well.  (The current one is not worth the system call.)
+		 */
+		if (i != (int) pg_atomic_read_u32(&repl_shared->cur_log) &&
+			RelationGetNumberOfBlocks(heap) == 0)
+		{
+			index_close(index, snapshot ? AccessShareLock : NoLock);
+			table_close(heap, snapshot ? AccessShareLock : NoLock);
+			continue;
+		}
 		slot = table_slot_create(heap, NULL);
 
 		if (have_range)
@@ -627,20 +643,51 @@ next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
 {
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
+	ScanKeyData key;
+	int64		hint;
 	int64		tick_id = 1;
+	bool		found = false;
 	bool		isnull;
 
-	scan = index_beginscan(rel, idx, snapshot, 0, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
 	slot = table_slot_create(rel, NULL);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+
+	/*
+	 * Forward from the newest tick published (a hint, read unlocked): a
+	 * backward scan from the index's end reads every entry of its last
+	 * leaf page first.  Only if the hint is past every tick (repl.tick was
+	 * refilled by a promotion), the backward scan.
+	 */
+	hint = ((volatile ReplShared *) repl_shared)->last_tick;
+	if (hint > 0)
 	{
-		tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
-		*prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
+		ScanKeyInit(&key, 1, BTGreaterEqualStrategyNumber, F_INT8GE,
+					Int64GetDatum(hint));
+		scan = index_beginscan(rel, idx, snapshot, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
+			if (found)
+				pfree(DatumGetPointer(*prev_snap));
+			*prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
+			found = true;
+		}
+		index_endscan(scan);
 	}
-	else
+	if (!found)
+	{
+		scan = index_beginscan(rel, idx, snapshot, 0, 0);
+		index_rescan(scan, NULL, 0, NULL, 0);
+		if (index_getnext_slot(scan, BackwardScanDirection, slot))
+		{
+			tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
+			*prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
+			found = true;
+		}
+		index_endscan(scan);
+	}
+	if (!found)
 		*prev_snap = DirectFunctionCall1(pg_snapshot_in, CStringGetDatum("1:1:"));
-	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	return tick_id;
 }
@@ -1211,7 +1258,7 @@ read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 {
 	static SPIPlanPtr batch_plan = NULL;
 	static SPIPlanPtr filtered_batch_plan = NULL;
-	Oid			snaptype = TypenameGetTypid("pg_snapshot");
+	Oid			snaptype;
 	SPIPlanPtr	plan;
 	Datum		args[4];
 	Oid			argtypes[4];
@@ -1226,6 +1273,7 @@ read_tick_changes(Datum from_snap, Datum to_snap, bool filtered,
 		nchanges = read_small_tick(from_snap, to_snap, outcxt, rels, changes);
 		goto tick_end;
 	}
+	snaptype = TypenameGetTypid("pg_snapshot");
 	argtypes[0] = snaptype;
 	argtypes[1] = snaptype;
 	argtypes[2] = TEXTOID;

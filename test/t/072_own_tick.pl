@@ -32,6 +32,9 @@
 #     table (the truncation commits before the supervisor waits for the
 #     tick lock; it used to keep the table locked while waiting, which
 #     deadlocked with a commit cutting its own tick).
+#  6. On a leader alone, repl.tick refilled with tick 1 (as a promotion
+#     refills it): the next tick is 2 (the newest tick published in shared
+#     memory is only where the lookup starts).
 #
 #   make installcheck REGRESS= ISOLATION= PROVE_TESTS=test/t/072_own_tick.pl
 use strict;
@@ -345,4 +348,42 @@ my $log = PostgreSQL::Test::Utils::slurp_file($leader->logfile, $log_start);
 unlike($log, qr/deadlock detected/, 'no deadlock in the leader log');
 
 $_->stop for ($leader, $f1, $f2);
+
+# 6. The next tick's id.  A tick cutter looks for the last tick forward from
+# the newest tick published in shared memory, a hint only: when repl.tick is
+# refilled with an older tick (as a promotion does), the ticks go on from
+# that one, without a duplicate key.
+my $solo = new_node('solo');
+$solo->safe_psql('postgres', q{
+CREATE TABLE s (id bigint PRIMARY KEY);
+SELECT repl.init_leader('solo', 'dbname=postgres');
+SELECT repl.add_table('s');
+});
+for my $i (1 .. 5)
+{
+	$solo->safe_psql('postgres', "INSERT INTO s VALUES ($i)");
+	$solo->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM repl.tick WHERE pg_visible_in_snapshot("
+		. "(SELECT xmin::text::xid8 FROM s WHERE id = $i), snap)")
+	  or die "no tick for row $i";
+}
+my $newest = $solo->safe_psql('postgres', 'SELECT max(tick_id) FROM repl.tick');
+cmp_ok($newest, '>=', 5, "ticks up to $newest cut");
+my $solo_log = -s $solo->logfile;
+$solo->safe_psql('postgres', q{
+BEGIN;
+DELETE FROM repl.tick;
+INSERT INTO repl.tick (tick_id, snap, tick_time, n_changes)
+VALUES (1, pg_current_snapshot(), now(), 0);
+COMMIT;
+INSERT INTO s VALUES (6);
+});
+ok($solo->poll_query_until('postgres', q{
+SELECT count(*) = 1 FROM repl.tick
+ WHERE tick_id = 2 AND n_changes = 1
+   AND pg_visible_in_snapshot((SELECT xmin::text::xid8 FROM s WHERE id = 6), snap)}),
+	"the tick after a refill with tick 1 is tick 2 (the hint, $newest, is past it)");
+unlike(PostgreSQL::Test::Utils::slurp_file($solo->logfile, $solo_log),
+	qr/duplicate key/, 'no duplicate tick id');
+$solo->stop;
 done_testing();
