@@ -493,6 +493,15 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
 		IndexScanDesc scan;
 		uint32		j;
 
+		/*
+		 * Locks kept to the end of the transaction, as a query would, except
+		 * for a tick cut at commit (repl_cut_own_tick, which passes its
+		 * snapshot): that transaction may wait long for its follower, and
+		 * must not keep the supervisor from truncating a drained log table
+		 * meanwhile.
+		 */
+		LOCKMODE	release = snapshot ? AccessShareLock : NoLock;
+
 		if (nowait)
 		{
 			if (!ConditionalLockRelationOid(logcat.log[i], AccessShareLock))
@@ -521,8 +530,8 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
 		if (i != (int) pg_atomic_read_u32(&repl_shared->cur_log) &&
 			RelationGetNumberOfBlocks(heap) == 0)
 		{
-			index_close(index, snapshot ? AccessShareLock : NoLock);
-			table_close(heap, snapshot ? AccessShareLock : NoLock);
+			index_close(index, release);
+			table_close(heap, release);
 			continue;
 		}
 		slot = table_slot_create(heap, NULL);
@@ -558,16 +567,8 @@ scan_batch_changes(Datum from_datum, Datum to_datum, BatchRowFn fn, void *arg,
 			index_endscan(scan);
 		}
 		ExecDropSingleTupleTableSlot(slot);
-
-		/*
-		 * Locks kept to the end of the transaction, as a query would, except
-		 * for a tick cut at commit (repl_cut_own_tick, which passes its
-		 * snapshot): that transaction may wait long for its follower, and
-		 * must not keep the supervisor from truncating a drained log table
-		 * meanwhile.
-		 */
-		index_close(index, snapshot ? AccessShareLock : NoLock);
-		table_close(heap, snapshot ? AccessShareLock : NoLock);
+		index_close(index, release);
+		table_close(heap, release);
 	}
 	return true;
 }
@@ -638,6 +639,19 @@ open_ticks(LOCKMODE lockmode)
  * The id the next tick gets, and the snapshot of the last one (*prev_snap),
  * read with a snapshot taken after the tick lock.
  */
+/* Take the tick in slot as the last one so far (next_tick). */
+static void
+take_tick(TupleTableSlot *slot, int64 *tick_id, Datum *snap, bool *found)
+{
+	bool		isnull;
+
+	if (*found)
+		pfree(DatumGetPointer(*snap));
+	*tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
+	*snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
+	*found = true;
+}
+
 static int64
 next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
 {
@@ -647,7 +661,6 @@ next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
 	int64		hint;
 	int64		tick_id = 1;
 	bool		found = false;
-	bool		isnull;
 
 	slot = table_slot_create(rel, NULL);
 
@@ -665,13 +678,7 @@ next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
 		scan = index_beginscan(rel, idx, snapshot, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
 		while (index_getnext_slot(scan, ForwardScanDirection, slot))
-		{
-			tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
-			if (found)
-				pfree(DatumGetPointer(*prev_snap));
-			*prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
-			found = true;
-		}
+			take_tick(slot, &tick_id, prev_snap, &found);
 		index_endscan(scan);
 	}
 	if (!found)
@@ -679,11 +686,7 @@ next_tick(Relation rel, Relation idx, Snapshot snapshot, Datum *prev_snap)
 		scan = index_beginscan(rel, idx, snapshot, 0, 0);
 		index_rescan(scan, NULL, 0, NULL, 0);
 		if (index_getnext_slot(scan, BackwardScanDirection, slot))
-		{
-			tick_id = DatumGetInt64(slot_getattr(slot, TICK_ATT_ID, &isnull)) + 1;
-			*prev_snap = datumCopy(slot_getattr(slot, TICK_ATT_SNAP, &isnull), false, -1);
-			found = true;
-		}
+			take_tick(slot, &tick_id, prev_snap, &found);
 		index_endscan(scan);
 	}
 	if (!found)
