@@ -56,7 +56,9 @@
 #include "access/xlog.h"
 #include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -67,6 +69,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -102,7 +105,8 @@ static bool log_xact_callback_registered = false;
 
 /*
  * The tick this transaction cut for itself (0: none), where its row is, and
- * whether the transaction holds the tick lock for it (repl_cut_own_tick).
+ * whether the transaction holds the tick lock and a ROW EXCLUSIVE lock on
+ * repl.tick for it (repl_cut_own_tick).
  */
 static int64 own_tick = 0;
 static ItemPointerData own_tick_tid;
@@ -730,8 +734,8 @@ insert_tick(Relation rel, Relation idx, int64 tick_id, Datum snap,
  * repl_cut_tick
  *		Record a new tick; returns its id.  Runs in the caller's transaction,
  *		which must commit right after (the supervisor's).  Tick cutters are
- *		serialized by an EXCLUSIVE lock on repl.tick, and each snapshot is
- *		taken after the lock, so snapshots grow with tick ids.
+ *		serialized by the tick lock (tick_lock_acquire), and each snapshot
+ *		is taken after the lock, so snapshots grow with tick ids.
  *
  *		snapshot is NULL for a snapshot taken here, or the text of a
  *		snapshot another session took after this transaction locked
@@ -870,6 +874,50 @@ own_tick_snapshot(FullTransactionId own)
 }
 
 /*
+ * The tick lock serializes tick cutters (repl_cut_tick).  It is an object
+ * lock named after repl.tick (pg_locks: locktype object, classid pg_class,
+ * objid repl.tick), not a lock on the table: the supervisor's deletion of
+ * old ticks and autovacuum's VACUUM and ANALYZE of repl.tick take table
+ * locks that an EXCLUSIVE lock on the table conflicts with.  A commit then
+ * found the lock taken, left its tick to the supervisor and waited for it,
+ * which came only after the deletion (1-2 ms, once a second) or after the
+ * VACUUM, which sleeps for its cost delay holding its lock.
+ */
+static bool
+tick_lock_acquire(Oid relid, bool nowait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, RelationRelationId, relid, 0);
+	return LockAcquire(&tag, ExclusiveLock, false, nowait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+static void
+tick_lock_release(Oid relid)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, RelationRelationId, relid, 0);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
+ * Release what repl_cut_own_tick locked, before the commit waits for its
+ * follower: the tick lock, and the table lock its insert needed (the
+ * commit made the row visible; nothing else of the transaction writes
+ * repl.tick).
+ */
+static void
+release_own_tick_locks(void)
+{
+	if (!own_tick_locked)
+		return;
+	own_tick_locked = false;
+	UnlockRelationOid(own_tick_relid, RowExclusiveLock);
+	tick_lock_release(own_tick_relid);
+}
+
+/*
  * repl_cut_own_tick
  *		At XACT_EVENT_PRE_COMMIT of a transaction that wrote the log and
  *		will wait for the synchronous follower: record a tick whose
@@ -908,11 +956,17 @@ repl_cut_own_tick(void)
 
 	own_tick = 0;
 	if (!FullTransactionIdIsValid(own) || IsolationIsSerializable() ||
-		!ConditionalLockRelationOid(relid, ExclusiveLock))
+		!tick_lock_acquire(relid, true))
 		return 0;
+	/* nor wait for the table, which LOCK TABLE can hold */
+	if (!ConditionalLockRelationOid(relid, RowExclusiveLock))
+	{
+		tick_lock_release(relid);
+		return 0;
+	}
 	own_tick_locked = true;
 	own_tick_relid = relid;
-	rel = open_ticks(RowExclusiveLock);
+	rel = open_ticks(NoLock);
 	idx = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
 	tick_id = next_tick(rel, idx, SnapshotSelf, &prev_snap);
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -927,13 +981,12 @@ repl_cut_own_tick(void)
 	if (n_changes >= 0)
 		own_tick_tid = insert_tick(rel, idx, tick_id, snap, n_changes);
 
-	/* the EXCLUSIVE lock covers what these did */
+	/* the locks taken above cover what these did */
 	index_close(idx, RowExclusiveLock);
-	table_close(rel, RowExclusiveLock);
+	table_close(rel, NoLock);
 	if (n_changes < 0)
 	{
-		UnlockRelationOid(relid, ExclusiveLock);
-		own_tick_locked = false;
+		release_own_tick_locks();
 		return 0;
 	}
 	own_tick = tick_id;
@@ -950,10 +1003,10 @@ repl_cut_own_tick(void)
 static void
 drop_own_tick(void)
 {
-	Relation	rel = table_open(own_tick_relid, RowExclusiveLock);
+	Relation	rel = table_open(own_tick_relid, NoLock);
 
 	simple_heap_delete(rel, &own_tick_tid);
-	table_close(rel, RowExclusiveLock);
+	table_close(rel, NoLock);
 	own_tick = 0;
 }
 
@@ -969,9 +1022,7 @@ repl_own_tick_committed(void)
 {
 	int64		tick = own_tick;
 
-	if (own_tick_locked)
-		UnlockRelationOid(own_tick_relid, ExclusiveLock);
-	own_tick_locked = false;
+	release_own_tick_locks();
 	if (tick == 0)
 		return 0;
 	own_tick = 0;
@@ -988,7 +1039,7 @@ repl_own_tick_committed(void)
 void
 repl_lock_ticks(void)
 {
-	LockRelationOid(repl_catalog_relid("tick"), ExclusiveLock);
+	(void) tick_lock_acquire(repl_catalog_relid("tick"), false);
 }
 
 /*
@@ -1589,10 +1640,118 @@ truncate_drained(void)
 }
 
 /*
+ * Forgetting ticks.  A synchronous commit cuts a tick of its own, so a busy
+ * leader has a thousand or more ticks a second to forget, and each follower
+ * as many kept ticks (repl.retained).  Deleted all at once, once a second,
+ * they took 1.5-2 ms of CPU: the leader's supervisor's, or the follower's
+ * apply session (repl.follower_sync_cluster).  On two CPUs a commit's
+ * backend, woken on the CPU the supervisor held, waited that long (the
+ * scheduler neither preempted the supervisor nor moved the backend to the
+ * idle CPU), and a commit waited for the follower's deletion to end.
+ * Now the supervisor of each node deletes at most REPL_TRIM_CHUNK rows of
+ * each table per transaction, and comes back after TRIM_AGAIN_MS while
+ * rows remain (worker.c).  The transaction commits without waiting for its
+ * flush: a crash that took it back would only leave rows to delete again.
+ */
+static void
+trim_begin(void)
+{
+	StartTransactionCommand();
+	/* the supervisor's synchronous_commit is set as an override */
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+							 PGC_S_OVERRIDE, GUC_ACTION_LOCAL, true, 0, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+}
+
+static void
+trim_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Delete the oldest retained ticks up to bound (SQL), at most a chunk. */
+static uint64
+trim_retained_chunk(const char *bound, int nargs, Oid *types, Datum *values)
+{
+	spi_check(SPI_execute_with_args(psprintf("DELETE FROM repl.retained"
+											 " WHERE tick_id OPERATOR(pg_catalog.<=) LEAST(%s,"
+											 "   (SELECT pg_catalog.min(tick_id) FROM repl.retained)"
+											 "     OPERATOR(pg_catalog.+) %d)",
+											 bound, REPL_TRIM_CHUNK - 1),
+									nargs, types, values, NULL, false, 0),
+			  SPI_OK_DELETE, "retained cleanup");
+	return SPI_processed;
+}
+
+/*
+ * repl_trim_ticks
+ *		Leader's supervisor: forget ticks every follower has applied, and the
+ *		ticks of earlier epochs kept in repl.retained that every follower
+ *		has, at most a chunk of each.  Returns true if it stopped at that
+ *		limit.
+ */
+bool
+repl_trim_ticks(void)
+{
+	uint64		deleted;
+
+	trim_begin();
+	deleted = trim_retained_chunk("coalesce("
+								  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+								  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
+								  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
+								  0, NULL, NULL);
+	spi_check(SPI_execute(psprintf("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) LEAST("
+								   "  coalesce((SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+								   "             WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
+								   "           (SELECT pg_catalog.max(tick_id) FROM repl.tick)),"
+								   "  (SELECT pg_catalog.min(tick_id) FROM repl.tick)"
+								   "    OPERATOR(pg_catalog.+) %d)", REPL_TRIM_CHUNK),
+						  false, 0), SPI_OK_DELETE, "tick cleanup");
+	deleted = Max(deleted, SPI_processed);
+	trim_end();
+	return deleted >= REPL_TRIM_CHUNK;
+}
+
+/*
+ * repl_trim_retained
+ *		Follower's supervisor: forget kept ticks up to the position every
+ *		follower has, which the leader sends once a second
+ *		(repl.forget_retained), at most a chunk.  Returns true if it stopped
+ *		at that limit.
+ */
+bool
+repl_trim_retained(void)
+{
+	int64		bound = (int64) pg_atomic_read_u64(&repl_shared->retain_bound);
+	uint64		deleted = 0;
+
+	if (bound <= 0)
+		return false;
+	trim_begin();
+	/* the extension may be gone since the leader sent the bound */
+	if (!OidIsValid(get_extension_oid("repl_ext", true)))
+		pg_atomic_write_u64(&repl_shared->retain_bound, 0);
+	else
+	{
+		Oid			type = INT8OID;
+		Datum		value = Int64GetDatum(bound);
+
+		deleted = trim_retained_chunk("$1", 1, &type, &value);
+	}
+	trim_end();
+	return deleted >= REPL_TRIM_CHUNK;
+}
+
+/*
  * repl_log_maintain
  *		Supervisor housekeeping (see file header): mark followers that fell
- *		out of the retention window, truncate drained log tables, forget old
- *		ticks, and rotate.  Runs several short transactions of its own.
+ *		out of the retention window, truncate drained log tables, and
+ *		rotate.  Runs several short transactions of its own.  Old ticks go
+ *		in repl_trim_ticks.
  */
 void
 repl_log_maintain(void)
@@ -1606,8 +1765,8 @@ repl_log_maintain(void)
 	 * 1. truncation, in a transaction of its own that waits for no lock
 	 * after taking the ACCESS EXCLUSIVE one: a tick cutter holds the tick
 	 * lock while it counts the log tables (the copy's tick, a commit's own
-	 * tick), so the tick cleanup below, waiting for that lock while a
-	 * truncated table stays locked, would close a deadlock cycle.
+	 * tick), so anything below waiting for a lock such a cutter holds while
+	 * a truncated table stays locked would close a deadlock cycle.
 	 */
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1617,7 +1776,7 @@ repl_log_maintain(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	/* 2. retention and tick cleanup */
+	/* 2. retention */
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
@@ -1648,17 +1807,6 @@ repl_log_maintain(void)
 			repl_wake_supervisor_at_commit();
 		}
 	}
-	/* ticks kept from before this leader's epoch (failover.c) */
-	spi_check(SPI_execute("DELETE FROM repl.retained WHERE tick_id OPERATOR(pg_catalog.<=) coalesce("
-						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-						  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
-						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
-						  false, 0), SPI_OK_DELETE, "retained cleanup");
-	spi_check(SPI_execute("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) coalesce("
-						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-						  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
-						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
-						  false, 0), SPI_OK_DELETE, "tick cleanup");
 
 	/* 3. decide on rotation */
 	cur = (int) pg_atomic_read_u32(&repl_shared->cur_log);

@@ -82,6 +82,7 @@ PG_FUNCTION_INFO_V1(repl_rejoin);
 PG_FUNCTION_INFO_V1(repl_accept_rejoin);
 PG_FUNCTION_INFO_V1(repl_resync_follower);
 PG_FUNCTION_INFO_V1(repl_note_leader_contact_sql);
+PG_FUNCTION_INFO_V1(repl_forget_retained);
 PG_FUNCTION_INFO_V1(repl_request_vote);
 PG_FUNCTION_INFO_V1(repl_claim_epoch);
 
@@ -650,6 +651,11 @@ repl_clear_leader_state(void)
 	 */
 	spi_run("DELETE FROM repl.follower_tables", 0, NULL, NULL, SPI_OK_DELETE);
 	spi_run("DELETE FROM repl.followers", 0, NULL, NULL, SPI_OK_DELETE);
+	/*
+	 * No tick is being cut while the ticks go, and a caller that refills
+	 * repl.tick (become_leader) does so under the tick lock too.
+	 */
+	repl_lock_ticks();
 	spi_run("DELETE FROM repl.tick", 0, NULL, NULL, SPI_OK_DELETE);
 	spi_run("TRUNCATE repl.log_0, repl.log_1, repl.log_2", 0, NULL, NULL,
 			SPI_OK_UTILITY);
@@ -1955,6 +1961,24 @@ Datum
 repl_note_leader_contact_sql(PG_FUNCTION_ARGS)
 {
 	repl_note_leader_contact();
+	PG_RETURN_VOID();
+}
+
+/*
+ * repl.forget_retained(retain_from bigint)
+ *		For repl.follower_sync_cluster: every follower has the ticks up to
+ *		retain_from.  This node's supervisor deletes them from repl.retained
+ *		a chunk at a time (changelog.c, repl_trim_retained), not the
+ *		leader's session, in which the deletion held up the next batch.
+ */
+Datum
+repl_forget_retained(PG_FUNCTION_ARGS)
+{
+	int64		retain_from = PG_GETARG_INT64(0);
+
+	/* a bound left from another role would cut the ticks kept in the next */
+	repl_require_role(REPL_ROLE_FOLLOWER, "repl.forget_retained");
+	pg_atomic_write_u64(&repl_shared->retain_bound, (uint64) Max(retain_from, 0));
 	PG_RETURN_VOID();
 }
 

@@ -81,6 +81,7 @@ repl_shmem_startup(void)
 		pg_atomic_init_u64(&repl_shared->fenced_epoch, 0);
 		pg_atomic_init_u32(&repl_shared->handover_active, 0);
 		pg_atomic_init_u64(&repl_shared->leader_contact, 0);
+		pg_atomic_init_u64(&repl_shared->retain_bound, 0);
 		repl_shared->nslots = repl_max_followers;
 		repl_shared->sync_slot = -1;
 		ConditionVariableInit(&repl_shared->progress_cv);

@@ -95,6 +95,9 @@ typedef struct ReplShared
 	pg_atomic_uint32 handover_active;	/* atomic: switchover, writes refused */
 	pg_atomic_uint64 leader_contact;	/* atomic: follower: when the leader
 										 * last reached us (TimestampTz) */
+	pg_atomic_uint64 retain_bound;	/* atomic: follower: kept ticks up to
+									 * here every follower has (0: none
+									 * known; repl.forget_retained) */
 	char		handover_to[NAMEDATALEN];	/* the switchover's target */
 	int			nslots;
 	ReplFollowerSlot slots[FLEXIBLE_ARRAY_MEMBER];

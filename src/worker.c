@@ -54,6 +54,8 @@
 /* How long the supervisor sleeps when idle, and between housekeeping. */
 #define SUPERVISOR_IDLE_MS		1000
 #define MAINTENANCE_INTERVAL_MS	1000
+/* next repl_trim_ticks after one that stopped at its limit */
+#define TRIM_AGAIN_MS	50
 
 /* Supervisor-local view of a sender it started. */
 typedef struct SenderHandle
@@ -358,6 +360,36 @@ sync_senders(SenderHandle *handles)
 	pfree(wanted);
 }
 
+/* When the supervisor last forgot ticks, and whether some were left. */
+typedef struct TrimState
+{
+	TimestampTz last;
+	bool		more;
+} TrimState;
+
+/*
+ * Forget old ticks (leading: repl_trim_ticks) or kept ones (following:
+ * repl_trim_retained), a chunk every TRIM_AGAIN_MS while some are left, or
+ * else once every MAINTENANCE_INTERVAL_MS; shortens *timeout to come back.
+ */
+static void
+maybe_trim(bool leading, TrimState *trim, long *timeout)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (TimestampDifferenceExceeds(trim->last, now,
+								   trim->more ? TRIM_AGAIN_MS : MAINTENANCE_INTERVAL_MS))
+	{
+		trim->last = now;
+		SetCurrentStatementStartTimestamp();
+		pgstat_report_activity(STATE_RUNNING, leading ? "tick cleanup" : "retained tick cleanup");
+		trim->more = leading ? repl_trim_ticks() : repl_trim_retained();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	if (trim->more)
+		*timeout = Min(*timeout, TRIM_AGAIN_MS);
+}
+
 /*
  * repl_supervisor_main
  *		Entry point of the supervisor background worker.
@@ -370,6 +402,7 @@ repl_supervisor_main(Datum main_arg)
 	uint32		last_generation = 0;
 	TimestampTz last_tick_time = 0;
 	TimestampTz last_maintenance = 0;
+	TrimState	trim = {0, false};
 	TimestampTz last_sync = 0;
 	bool		started = false;
 	MemoryContext loopcxt;
@@ -435,6 +468,8 @@ repl_supervisor_main(Datum main_arg)
 				if (watch == 0)
 					last_generation = 0;	/* elected: start below */
 				timeout = Min(timeout, Max(watch, 1));
+				/* and forget kept ticks every follower has */
+				maybe_trim(false, &trim, &timeout);
 			}
 		}
 
@@ -496,6 +531,7 @@ repl_supervisor_main(Datum main_arg)
 				repl_log_maintain();
 				pgstat_report_activity(STATE_IDLE, NULL);
 			}
+			maybe_trim(true, &trim, &timeout);
 		}
 
 		/*

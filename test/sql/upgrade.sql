@@ -50,6 +50,11 @@ SELECT granted, reason, seen_epoch FROM repl.claim_epoch('someone', 5);
 SELECT c.relname, c.reloptions FROM pg_class c
  WHERE c.relnamespace = 'repl'::regnamespace AND c.relkind = 'r' AND c.reloptions IS NOT NULL
  ORDER BY 1;
+-- 1.7: a follower's supervisor forgets its retained ticks
+SELECT pg_get_function_identity_arguments('repl.forget_retained'::regproc);
+SELECT has_function_privilege('public', 'repl.forget_retained(bigint)', 'EXECUTE') AS public_forget;
+SELECT prosrc LIKE '%repl.forget_retained(retain_from)%' AS calls_forget
+  FROM pg_proc WHERE oid = 'repl.follower_sync_cluster'::regproc;
 SELECT repl.remove_table('upgraded');
 DROP EXTENSION repl_ext;
 DROP SCHEMA repl;
