@@ -1676,10 +1676,12 @@ trim_end(void)
 static uint64
 trim_retained_chunk(const char *bound, int nargs, Oid *types, Datum *values)
 {
+	/* two conditions, not LEAST(), which would ignore a null bound */
 	spi_check(SPI_execute_with_args(psprintf("DELETE FROM repl.retained"
-											 " WHERE tick_id OPERATOR(pg_catalog.<=) LEAST(%s,"
-											 "   (SELECT pg_catalog.min(tick_id) FROM repl.retained)"
-											 "     OPERATOR(pg_catalog.+) %d)",
+											 " WHERE tick_id OPERATOR(pg_catalog.<=) %s"
+											 "   AND tick_id OPERATOR(pg_catalog.<=)"
+											 "       ((SELECT pg_catalog.min(tick_id) FROM repl.retained)"
+											 "         OPERATOR(pg_catalog.+) %d)",
 											 bound, REPL_TRIM_CHUNK - 1),
 									nargs, types, values, NULL, false, 0),
 			  SPI_OK_DELETE, "retained cleanup");
@@ -1704,12 +1706,13 @@ repl_trim_ticks(void)
 								  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
 								  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
 								  0, NULL, NULL);
-	spi_check(SPI_execute(psprintf("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) LEAST("
-								   "  coalesce((SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-								   "             WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
-								   "           (SELECT pg_catalog.max(tick_id) FROM repl.tick)),"
-								   "  (SELECT pg_catalog.min(tick_id) FROM repl.tick)"
-								   "    OPERATOR(pg_catalog.+) %d)", REPL_TRIM_CHUNK),
+	spi_check(SPI_execute(psprintf("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) coalesce("
+								   "    (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+								   "      WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
+								   "    (SELECT pg_catalog.max(tick_id) FROM repl.tick))"
+								   "  AND tick_id OPERATOR(pg_catalog.<)"
+								   "      ((SELECT pg_catalog.min(tick_id) FROM repl.tick) OPERATOR(pg_catalog.+) %d)",
+								   REPL_TRIM_CHUNK),
 						  false, 0), SPI_OK_DELETE, "tick cleanup");
 	deleted = Max(deleted, SPI_processed);
 	trim_end();

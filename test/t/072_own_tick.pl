@@ -35,7 +35,7 @@
 #  6. The tick lock is an object lock, not a lock on repl.tick: deleting
 #     old ticks or VACUUM's lock on the table keeps no tick from being cut.
 #  7. A follower's supervisor forgets the ticks every follower has, and
-#     keeps those another follower lacks.
+#     keeps those another follower lacks; the leader's forgets its ticks.
 #  8. On a leader alone, repl.tick refilled with tick 1 (as a promotion
 #     refills it): the next tick is 2 (the newest tick published in shared
 #     memory is only where the lookup starts).
@@ -427,6 +427,9 @@ $leader->poll_query_until('postgres',
 ok($f1->poll_query_until('postgres',
 	"SELECT count(*) < 50 FROM repl.retained WHERE tick_id <= $newest_tick"),
 	'once f2 has them, f1 forgets them');
+ok($leader->poll_query_until('postgres',
+	"SELECT count(*) < 50 FROM repl.tick WHERE tick_id <= $newest_tick"),
+	'and the leader its ticks (more than two chunks of them)');
 $id++;
 commit_row($id);
 is($f1->safe_psql('postgres', "SELECT count(*) FROM t WHERE id = $id"), '1',
