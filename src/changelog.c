@@ -1672,18 +1672,19 @@ trim_end(void)
 	CommitTransactionCommand();
 }
 
-/* Delete the oldest retained ticks up to bound (SQL), at most a chunk. */
+/* Delete the oldest retained ticks up to *bound, at most a chunk. */
 static uint64
-trim_retained_chunk(const char *bound, int nargs, Oid *types, Datum *values)
+trim_retained_chunk(Datum *bound)
 {
-	/* two conditions, not LEAST(), which would ignore a null bound */
+	Oid			type = INT8OID;
+
 	spi_check(SPI_execute_with_args(psprintf("DELETE FROM repl.retained"
-											 " WHERE tick_id OPERATOR(pg_catalog.<=) %s"
+											 " WHERE tick_id OPERATOR(pg_catalog.<=) $1"
 											 "   AND tick_id OPERATOR(pg_catalog.<=)"
 											 "       ((SELECT pg_catalog.min(tick_id) FROM repl.retained)"
 											 "         OPERATOR(pg_catalog.+) %d)",
-											 bound, REPL_TRIM_CHUNK - 1),
-									nargs, types, values, NULL, false, 0),
+											 REPL_TRIM_CHUNK - 1),
+									1, &type, bound, NULL, false, 0),
 			  SPI_OK_DELETE, "retained cleanup");
 	return SPI_processed;
 }
@@ -1699,21 +1700,31 @@ bool
 repl_trim_ticks(void)
 {
 	uint64		deleted;
+	bool		isnull;
+	Datum		bound;
+	Oid			type = INT8OID;
 
 	trim_begin();
-	deleted = trim_retained_chunk("coalesce("
-								  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-								  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
-								  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
-								  0, NULL, NULL);
-	spi_check(SPI_execute(psprintf("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) coalesce("
-								   "    (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
-								   "      WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
-								   "    (SELECT pg_catalog.max(tick_id) FROM repl.tick))"
-								   "  AND tick_id OPERATOR(pg_catalog.<)"
-								   "      ((SELECT pg_catalog.min(tick_id) FROM repl.tick) OPERATOR(pg_catalog.+) %d)",
-								   REPL_TRIM_CHUNK),
-						  false, 0), SPI_OK_DELETE, "tick cleanup");
+	/* the oldest position a follower still needs, as truncate_drained */
+	spi_check(SPI_execute("SELECT coalesce("
+						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
+						  "    WHERE NOT f.needs_resync AND f.phase OPERATOR(pg_catalog.<>) 'rejoin'),"
+						  "  (SELECT pg_catalog.max(tick_id) FROM repl.tick))",
+						  true, 1), SPI_OK_SELECT, "oldest needed tick");
+	bound = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+	{
+		trim_end();
+		return false;
+	}
+	deleted = trim_retained_chunk(&bound);
+	spi_check(SPI_execute_with_args(psprintf("DELETE FROM repl.tick WHERE tick_id OPERATOR(pg_catalog.<) $1"
+											 "  AND tick_id OPERATOR(pg_catalog.<)"
+											 "      ((SELECT pg_catalog.min(tick_id) FROM repl.tick)"
+											 "        OPERATOR(pg_catalog.+) %d)",
+											 REPL_TRIM_CHUNK),
+									1, &type, &bound, NULL, false, 0),
+			  SPI_OK_DELETE, "tick cleanup");
 	deleted = Max(deleted, SPI_processed);
 	trim_end();
 	return deleted >= REPL_TRIM_CHUNK;
@@ -1740,10 +1751,9 @@ repl_trim_retained(void)
 		pg_atomic_write_u64(&repl_shared->retain_bound, 0);
 	else
 	{
-		Oid			type = INT8OID;
 		Datum		value = Int64GetDatum(bound);
 
-		deleted = trim_retained_chunk("$1", 1, &type, &value);
+		deleted = trim_retained_chunk(&value);
 	}
 	trim_end();
 	return deleted >= REPL_TRIM_CHUNK;
