@@ -369,16 +369,18 @@ typedef struct TrimState
 
 /*
  * Forget old ticks (leading: repl_trim_ticks) or kept ones (following:
- * repl_trim_retained), a chunk every TRIM_AGAIN_MS while some are left, or
- * else once every MAINTENANCE_INTERVAL_MS; shortens *timeout to come back.
+ * repl_trim_retained): when due (once every MAINTENANCE_INTERVAL_MS, on a
+ * leader right after repl_log_maintain), and a chunk every TRIM_AGAIN_MS
+ * while some are left; shortens *timeout to come back.  On a leader the
+ * truncation of drained log tables thus comes first, as the deletion may
+ * wait for a lock on repl.tick or repl.retained.
  */
 static void
-maybe_trim(bool leading, TrimState *trim, long *timeout)
+maybe_trim(bool leading, bool due, TrimState *trim, long *timeout)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (TimestampDifferenceExceeds(trim->last, now,
-								   trim->more ? TRIM_AGAIN_MS : MAINTENANCE_INTERVAL_MS))
+	if (due || (trim->more && TimestampDifferenceExceeds(trim->last, now, TRIM_AGAIN_MS)))
 	{
 		trim->last = now;
 		SetCurrentStatementStartTimestamp();
@@ -403,6 +405,7 @@ repl_supervisor_main(Datum main_arg)
 	TimestampTz last_tick_time = 0;
 	TimestampTz last_maintenance = 0;
 	TrimState	trim = {0, false};
+	bool		maintained;
 	TimestampTz last_sync = 0;
 	bool		started = false;
 	MemoryContext loopcxt;
@@ -469,7 +472,10 @@ repl_supervisor_main(Datum main_arg)
 					last_generation = 0;	/* elected: start below */
 				timeout = Min(timeout, Max(watch, 1));
 				/* and forget kept ticks every follower has */
-				maybe_trim(false, &trim, &timeout);
+				maybe_trim(false,
+						   TimestampDifferenceExceeds(trim.last, GetCurrentTimestamp(),
+													  MAINTENANCE_INTERVAL_MS),
+						   &trim, &timeout);
 			}
 		}
 
@@ -523,7 +529,9 @@ repl_supervisor_main(Datum main_arg)
 				last_sync = now;
 				sync_senders(handles);
 			}
-			if (TimestampDifferenceExceeds(last_maintenance, now, MAINTENANCE_INTERVAL_MS))
+			maintained = TimestampDifferenceExceeds(last_maintenance, now,
+													MAINTENANCE_INTERVAL_MS);
+			if (maintained)
 			{
 				last_maintenance = now;
 				SetCurrentStatementStartTimestamp();
@@ -531,7 +539,7 @@ repl_supervisor_main(Datum main_arg)
 				repl_log_maintain();
 				pgstat_report_activity(STATE_IDLE, NULL);
 			}
-			maybe_trim(true, &trim, &timeout);
+			maybe_trim(true, maintained, &trim, &timeout);
 		}
 
 		/*
