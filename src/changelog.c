@@ -1664,6 +1664,27 @@ trim_begin(void)
 	SPI_connect();
 }
 
+/*
+ * With nowait, take the table locks the deletions need only if they are
+ * free; false (nothing locked) if one is not.
+ */
+static bool
+trim_lock(bool nowait, bool ticks_too)
+{
+	Oid			retained = repl_catalog_relid("retained");
+
+	if (!nowait)
+		return true;
+	if (!ConditionalLockRelationOid(retained, RowExclusiveLock))
+		return false;
+	if (ticks_too && !ConditionalLockRelationOid(repl_catalog_relid("tick"), RowExclusiveLock))
+	{
+		UnlockRelationOid(retained, RowExclusiveLock);
+		return false;
+	}
+	return true;
+}
+
 static void
 trim_end(void)
 {
@@ -1694,10 +1715,11 @@ trim_retained_chunk(Datum *bound)
  *		Leader's supervisor: forget ticks every follower has applied, and the
  *		ticks of earlier epochs kept in repl.retained that every follower
  *		has, at most a chunk of each.  Returns true if it stopped at that
- *		limit.
+ *		limit.  nowait: do nothing if a table lock the deletions need is
+ *		taken.
  */
 bool
-repl_trim_ticks(void)
+repl_trim_ticks(bool nowait)
 {
 	uint64		deleted;
 	bool		isnull;
@@ -1705,6 +1727,11 @@ repl_trim_ticks(void)
 	Oid			type = INT8OID;
 
 	trim_begin();
+	if (!trim_lock(nowait, true))
+	{
+		trim_end();
+		return false;
+	}
 	/* the oldest position a follower still needs, as truncate_drained */
 	spi_check(SPI_execute("SELECT coalesce("
 						  "  (SELECT pg_catalog.min(f.applied_tick) FROM repl.followers f"
@@ -1735,10 +1762,10 @@ repl_trim_ticks(void)
  *		Follower's supervisor: forget kept ticks up to the position every
  *		follower has, which the leader sends once a second
  *		(repl.forget_retained), at most a chunk.  Returns true if it stopped
- *		at that limit.
+ *		at that limit.  nowait: as for repl_trim_ticks.
  */
 bool
-repl_trim_retained(void)
+repl_trim_retained(bool nowait)
 {
 	int64		bound = (int64) pg_atomic_read_u64(&repl_shared->retain_bound);
 	uint64		deleted = 0;
@@ -1749,7 +1776,7 @@ repl_trim_retained(void)
 	/* the extension may be gone since the leader sent the bound */
 	if (!OidIsValid(get_extension_oid("repl_ext", true)))
 		pg_atomic_write_u64(&repl_shared->retain_bound, 0);
-	else
+	else if (trim_lock(nowait, false))
 	{
 		Datum		value = Int64GetDatum(bound);
 

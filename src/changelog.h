@@ -37,8 +37,8 @@ extern bool repl_read_batch(int64 from_tick, int64 max_changes,
 extern bool repl_tick_exists(int64 tick_id);
 extern void repl_log_startup(void);
 extern void repl_log_maintain(void);
-extern bool repl_trim_ticks(void);
-extern bool repl_trim_retained(void);
+extern bool repl_trim_ticks(bool nowait);
+extern bool repl_trim_retained(bool nowait);
 
 /* rows of repl.tick or repl.retained deleted at most per transaction */
 #define REPL_TRIM_CHUNK		200

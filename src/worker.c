@@ -371,9 +371,10 @@ typedef struct TrimState
  * Forget old ticks (leading: repl_trim_ticks) or kept ones (following:
  * repl_trim_retained): when due (once every MAINTENANCE_INTERVAL_MS, on a
  * leader right after repl_log_maintain), and a chunk every TRIM_AGAIN_MS
- * while some are left; shortens *timeout to come back.  On a leader the
- * truncation of drained log tables thus comes first, as the deletion may
- * wait for a lock on repl.tick or repl.retained.
+ * while some are left; shortens *timeout to come back.  Only a call that
+ * is due may wait for a lock on repl.tick or repl.retained (the others
+ * skip): on a leader the truncation of drained log tables thus always comes
+ * first.
  */
 static void
 maybe_trim(bool leading, bool due, TrimState *trim, long *timeout)
@@ -385,7 +386,7 @@ maybe_trim(bool leading, bool due, TrimState *trim, long *timeout)
 		trim->last = now;
 		SetCurrentStatementStartTimestamp();
 		pgstat_report_activity(STATE_RUNNING, leading ? "tick cleanup" : "retained tick cleanup");
-		trim->more = leading ? repl_trim_ticks() : repl_trim_retained();
+		trim->more = leading ? repl_trim_ticks(!due) : repl_trim_retained(!due);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	if (trim->more)
